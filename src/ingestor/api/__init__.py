@@ -1,0 +1,1 @@
+"""The Shadowserver Reports API: signing, the HTTP client and report downloads."""

@@ -1,0 +1,119 @@
+"""Every error the ingestor raises on purpose, in one tree.
+
+    IngestorError
+    ├── ConfigError                    configuration is missing or invalid
+    ├── ApiError                       the Shadowserver Reports API failed
+    │   ├── ApiAuthError               401/403: key, secret or permissions
+    │   ├── ApiMethodError             404: the method does not exist (any more)
+    │   ├── ApiResponseError           an {"error": ...} body, bad JSON, unexpected shape
+    │   └── ApiUnavailableError        connection errors, timeouts, 5xx, 429 after retries
+    ├── DownloadError                  a report file could not be fetched completely
+    │   ├── DownloadNotFoundError      404: expired or unknown id
+    │   ├── EmptyDownloadError         0-byte body
+    │   └── TruncatedDownloadError     the body ended before Content-Length
+    ├── ReportFileError                a local or downloaded file cannot be read as a report
+    ├── DatabaseError                  PostgreSQL failed
+    │   ├── DatabaseUnavailableError   cannot connect
+    │   ├── DatabasePermissionError    the role lacks a privilege (see the README)
+    │   └── MigrationError             the schema cannot be brought up to date
+    ├── EmbeddedPostgresError          the embedded server cannot be found, started or stopped
+    ├── InstanceLockedError            another instance holds the ingestion lock
+    └── StopRequested                  a shutdown signal arrived; work was abandoned cleanly
+
+Messages are written for an operator and never contain secrets, download ids or download URLs.
+"""
+
+from __future__ import annotations
+
+
+class IngestorError(Exception):
+    """Base class of the ingestor's own errors."""
+
+    exit_code: int = 1
+
+
+class ConfigError(IngestorError):
+    """The configuration is missing or invalid."""
+
+    exit_code = 2
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+
+
+class ApiError(IngestorError):
+    """The Shadowserver Reports API failed."""
+
+    def __init__(self, message: str, *, method: str = "", status: int | None = None) -> None:
+        self.method = method
+        self.status = status
+        super().__init__(message)
+
+
+class ApiAuthError(ApiError):
+    """The API refused the key, the HMAC signature or the key's permissions (401/403)."""
+
+
+class ApiMethodError(ApiError):
+    """The API does not know this method (404)."""
+
+
+class ApiResponseError(ApiError):
+    """The API answered with an error object, invalid JSON or an unexpected shape."""
+
+
+class ApiUnavailableError(ApiError):
+    """The API could not be reached or kept failing (connection errors, timeouts, 5xx, 429)."""
+
+
+class DownloadError(IngestorError):
+    """A report file could not be downloaded completely."""
+
+
+class DownloadNotFoundError(DownloadError):
+    """The download host does not know this report (expired or unknown id)."""
+
+
+class EmptyDownloadError(DownloadError):
+    """The download host sent an empty body."""
+
+
+class TruncatedDownloadError(DownloadError):
+    """The download ended before the announced size."""
+
+
+class ReportFileError(IngestorError):
+    """A report file cannot be read."""
+
+
+class DatabaseError(IngestorError):
+    """PostgreSQL failed."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL cannot be reached."""
+
+
+class DatabasePermissionError(DatabaseError):
+    """The database role lacks a privilege."""
+
+
+class MigrationError(DatabaseError):
+    """The database schema cannot be brought up to date."""
+
+
+class EmbeddedPostgresError(IngestorError):
+    """The embedded PostgreSQL server cannot be found, started or stopped."""
+
+
+class InstanceLockedError(IngestorError):
+    """Another ingestor instance holds the ingestion lock on this database."""
+
+    exit_code = 3
+
+
+class StopRequested(IngestorError):
+    """A shutdown was requested; the current work was abandoned cleanly."""
+
+    exit_code = 0

@@ -1,0 +1,1 @@
+"""From report bytes to normalised rows: CSV reading, row hashing, common-column normalisation."""

@@ -1,0 +1,249 @@
+"""Turn one CSV record into the typed common columns, the stored ``raw_data`` and the row's identity.
+
+The hash input is never altered: v1.0.0's recipe runs over the row exactly as ``csv.DictReader`` would
+have built it. Only the typed columns and ``raw_data`` are cleaned, and every cleaning is counted as an
+*anomaly* of the row (the row is kept). A row is *rejected* only when it cannot be stored at all.
+
+Subject columns come from the report type's catalog entry; for a type the catalog does not know, or a
+file whose header lacks the catalog's subject IP column, from the same rule applied to the header.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import NamedTuple, TypeVar
+
+from ingestor.catalog import SEVERITIES, ReportType, subject_from_columns
+from ingestor.parse.rowhash import hash_text, legacy_latin1_row, serialize_row
+
+EXTRA_CELLS_KEY = "_extra_cells"
+"""Reserved key holding the cells of a row that is longer than the header (v1.0.0 crashed on those)."""
+
+MAX_ROW_CHARS = 16 * 1024 * 1024
+"""A serialised row longer than this is rejected rather than stored."""
+
+MAX_ASN = 4_294_967_295
+_SURROGATE = re.compile("[\udc80-\udcff]")
+T = TypeVar("T")
+
+
+class Anomaly:
+    """Names of per-row anomalies: the row is kept, the named value was cleaned or dropped."""
+
+    INVALID_IP = "invalid_ip"
+    INVALID_PORT = "invalid_port"
+    INVALID_ASN = "invalid_asn"
+    INVALID_TIMESTAMP = "invalid_timestamp"
+    UNKNOWN_SEVERITY = "unknown_severity"
+    MISSING_CELLS = "missing_cells"
+    EXTRA_CELLS = "extra_cells"
+    NUL_REMOVED = "nul_removed"
+    INVALID_UTF8 = "invalid_utf8"
+
+
+class Reject:
+    """Reasons a record is rejected (not stored)."""
+
+    CSV_ERROR = "csv_error"
+    ROW_TOO_LARGE = "row_too_large"
+
+
+class NormalizedRow(NamedTuple):
+    """One row ready to load."""
+
+    ip: str | None
+    port: int | None
+    asn: int | None
+    geo: str | None
+    hostname: str | None
+    tag: str | None
+    severity: str | None
+    event_time: str | None
+    raw_json: str
+    event_hash: str
+    legacy_hash: str | None
+    anomalies: tuple[str, ...]
+
+
+class Rejection(NamedTuple):
+    """A record that could not be stored, with its reason."""
+
+    reason: str
+    detail: str
+
+
+def parse_ip(value: str) -> str | None:
+    """A valid IPv4/IPv6 address (or network) in text form, or None. Raises ValueError if invalid."""
+    value = value.strip()
+    if not value:
+        return None
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, value)
+        except (OSError, ValueError):
+            continue
+        return value
+    if "/" in value:
+        return str(ipaddress.ip_interface(value))
+    raise ValueError(value)
+
+
+def parse_int(value: str, low: int, high: int) -> int | None:
+    """An integer within [low, high], None for an empty cell. Raises ValueError otherwise."""
+    value = value.strip()
+    if not value:
+        return None
+    number = int(value)
+    if not low <= number <= high:
+        raise ValueError(value)
+    return number
+
+
+def parse_asn(value: str) -> int | None:
+    """An AS number (``13335`` or ``AS13335``); 0 means unknown. Raises ValueError if invalid."""
+    value = value.strip()
+    if value[:2] in ("AS", "as"):
+        value = value[2:]
+    number = parse_int(value, 0, MAX_ASN)
+    return number or None
+
+
+def parse_timestamp(value: str) -> str | None:
+    """An ISO 8601 UTC timestamp (naive values are UTC, as Shadowserver documents). Raises ValueError."""
+    value = value.strip()
+    if not value:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.isoformat()
+
+
+def _index(header: Sequence[str], name: str | None) -> int | None:
+    """Position of a column, the last one if the header repeats it (as ``dict(zip(...))`` keeps)."""
+    if name is None:
+        return None
+    found = None
+    for position, column in enumerate(header):
+        if column == name:
+            found = position
+    return found
+
+
+class RowNormalizer:
+    """Normalises the records of one file, given its report type and header."""
+
+    def __init__(self, report: ReportType, header: Sequence[str], max_row_chars: int = MAX_ROW_CHARS) -> None:
+        self.header = list(header)
+        self.width = len(self.header)
+        self.report = report
+        self.max_row_chars = max_row_chars
+        subject = report.subject
+        if subject.ip is not None and subject.ip not in self.header:
+            subject = subject_from_columns(self.header)
+        self.subject = subject
+        self._ip = _index(self.header, subject.ip)
+        self._port = _index(self.header, subject.port)
+        self._asn = _index(self.header, subject.asn)
+        self._geo = _index(self.header, subject.geo)
+        self._hostname = _index(self.header, subject.hostname)
+        self._tag = _index(self.header, "tag")
+        self._severity = _index(self.header, "severity")
+        self._timestamp = _index(self.header, "timestamp")
+        self.default_severity = report.default_severity if self._severity is None else None
+        self._header_ascii = all(column.isascii() for column in self.header)
+
+    def _row(self, cells: list[str]) -> dict[str, object]:
+        """The dict ``csv.DictReader`` builds, with extra cells under a reserved key instead of ``None``."""
+        row: dict[str, object] = dict(zip(self.header, cells, strict=False))
+        count = len(cells)
+        if count > self.width:
+            row[EXTRA_CELLS_KEY] = cells[self.width :]
+        elif count < self.width:
+            for key in self.header[count:]:
+                row[key] = None
+        return row
+
+    def __call__(self, cells: list[str]) -> NormalizedRow | Rejection:
+        anomalies: list[str] = []
+        if len(cells) != self.width:
+            anomalies.append(Anomaly.EXTRA_CELLS if len(cells) > self.width else Anomaly.MISSING_CELLS)
+        row = self._row(cells)
+        text = serialize_row(row)
+        if len(text) > self.max_row_chars:
+            return Rejection(Reject.ROW_TOO_LARGE, f"{len(text)} characters")
+        raw_json = text
+        legacy_hash = None
+        if "\\u" in text:  # non-ASCII or control characters: the rare, slower path
+            if "\\ud" in text and any(_SURROGATE.search(cell) for cell in cells):
+                anomalies.append(Anomaly.INVALID_UTF8)
+                cells = [_SURROGATE.sub(_latin1_char, cell) for cell in cells]
+                row = self._row(cells)
+                text = raw_json = serialize_row(row)
+            if "\\u0000" in text:
+                anomalies.append(Anomaly.NUL_REMOVED)
+                cells = [cell.replace("\x00", "") for cell in cells]
+                raw_json = serialize_row(self._row(cells))
+            if not self._header_ascii or not all(cell.isascii() for cell in cells):
+                legacy_hash = hash_text(serialize_row(legacy_latin1_row(row)))
+        event_hash = hash_text(text)
+        return NormalizedRow(
+            ip=self._parse(cells, self._ip, parse_ip, Anomaly.INVALID_IP, anomalies),
+            port=self._parse(cells, self._port, _parse_port, Anomaly.INVALID_PORT, anomalies),
+            asn=self._parse(cells, self._asn, parse_asn, Anomaly.INVALID_ASN, anomalies),
+            geo=self._text(cells, self._geo),
+            hostname=_lower(self._text(cells, self._hostname)),
+            tag=self._text(cells, self._tag),
+            severity=self._severity_of(cells, anomalies),
+            event_time=self._parse(cells, self._timestamp, parse_timestamp, Anomaly.INVALID_TIMESTAMP, anomalies),
+            raw_json=raw_json,
+            event_hash=event_hash,
+            legacy_hash=legacy_hash,
+            anomalies=tuple(anomalies),
+        )
+
+    @staticmethod
+    def _text(cells: list[str], index: int | None) -> str | None:
+        if index is None or index >= len(cells):
+            return None
+        return cells[index] or None
+
+    @staticmethod
+    def _parse(
+        cells: list[str], index: int | None, parser: Callable[[str], T], anomaly: str, anomalies: list[str]
+    ) -> T | None:
+        if index is None or index >= len(cells):
+            return None
+        try:
+            return parser(cells[index])
+        except ValueError:
+            anomalies.append(anomaly)
+            return None
+
+    def _severity_of(self, cells: list[str], anomalies: list[str]) -> str | None:
+        if self._severity is None:
+            return self.default_severity
+        value = self._text(cells, self._severity)
+        if value is None:
+            return None
+        value = value.strip().lower()
+        if value not in SEVERITIES:
+            anomalies.append(Anomaly.UNKNOWN_SEVERITY)
+        return value or None
+
+
+def _parse_port(value: str) -> int | None:
+    return parse_int(value, 0, 65535)
+
+
+def _lower(value: str | None) -> str | None:
+    return value.lower() if value is not None else None
+
+
+def _latin1_char(match: re.Match[str]) -> str:
+    """A byte that was not UTF-8 (carried as a lone surrogate) read as ISO-8859-1."""
+    return chr(ord(match.group()) - 0xDC00)

@@ -83,9 +83,7 @@ def subject_from_columns(columns: Sequence[str]) -> Subject:
             def pick(name: str, prefix: str = prefix) -> str | None:
                 return f"{prefix}{name}" if f"{prefix}{name}" in present else None
 
-            return Subject(
-                ip=column, port=pick("port"), asn=pick("asn"), geo=pick("geo"), hostname=pick("hostname")
-            )
+            return Subject(ip=column, port=pick("port"), asn=pick("asn"), geo=pick("geo"), hostname=pick("hostname"))
     return Subject(geo="geo" if "geo" in present else None)
 
 
@@ -93,9 +91,10 @@ def family_of(report_type: str) -> str:
     """Classify a report type into its column family: ``event``, ``scan`` or ``other``."""
     if report_type.startswith(("event4_", "event6_")):
         return "event"
-    if report_type.startswith(
-        ("scan_", "scan6_", "population", "device_id", "compromised_website", "compromised_iot")
-    ) or report_type == "special":
+    if (
+        report_type.startswith(("scan_", "scan6_", "population", "device_id", "compromised_website", "compromised_iot"))
+        or report_type == "special"
+    ):
         return "scan"
     return "other"
 
@@ -182,4 +181,3 @@ def severity_rank(severity: str) -> int:
 def severities_at_least(severity: str) -> list[str]:
     """The severities at or above ``severity`` (``high`` -> critical, high)."""
     return list(SEVERITIES[: severity_rank(severity) + 1])
-

@@ -66,9 +66,7 @@ _TYPES_MD = {
         scan(6)_smtp, scan(6)_ssh, scan(6)_ssl, scan_tftp""",
 }
 
-DEFAULT_SEVERITY: dict[str, str] = {
-    name: level for level, spec in _TYPES_MD.items() for name in _expand(spec)
-}
+DEFAULT_SEVERITY: dict[str, str] = {name: level for level, spec in _TYPES_MD.items() for name in _expand(spec)}
 """Default severity by report type (report_schema types.md, 2026-03)."""
 
 

@@ -11,3 +11,13 @@ from ingestor import __version__
 @click.version_option(__version__, prog_name="shadowserver-ingestor")
 def main() -> None:
     """Ingest Shadowserver Reports API files into PostgreSQL, every event exactly once."""
+
+
+def _register() -> None:
+    from ingestor.cli import ingest
+
+    for command in (ingest.ping, ingest.once, ingest.backfill, ingest.migrate):
+        main.add_command(command)
+
+
+_register()

@@ -1,0 +1,87 @@
+"""One-shot commands: ``ping``, ``once``, ``backfill DAYS``, ``migrate``."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import ExitStack
+from datetime import date
+
+import click
+
+from ingestor import audit
+from ingestor.cli.output import RichReporter, is_terminal, print_json, print_result
+from ingestor.cli.runtime import Runtime, handle_errors, runtime
+from ingestor.db.lock import IngestionLock
+from ingestor.pipeline import Ingestor, Reporter, RunResult
+
+
+def ingest_window(
+    rt: Runtime,
+    kind: str,
+    window: tuple[date, date] | None = None,
+    *,
+    days: int | None = None,
+    wait_for_lock: float = 0.0,
+) -> RunResult:
+    """Take the ingestion lock, close what a dead process left open, run one window, print the result."""
+    db = rt.require_db()
+    with ExitStack() as stack:
+        lock = IngestionLock(db)
+        lock.acquire(wait=wait_for_lock, stop=rt.stop)
+        stack.callback(lock.release)
+        with db.connection() as conn:
+            audit.recover_stale(conn)
+        reporter: Reporter | None = None
+        if is_terminal():
+            reporter = stack.enter_context(RichReporter())
+        ingestor = Ingestor(rt.settings, db, rt.require_client(), stop=rt.stop, reporter=reporter)
+        if window is None:
+            window = ingestor.backfill_window(days) if days is not None else ingestor.cycle_window()
+        result = ingestor.run(kind, window)
+    print_result(result)
+    return result
+
+
+@click.command()
+@handle_errors
+def ping() -> None:
+    """Call test/ping with your key and print the API's answer."""
+    with runtime(need_api=True) as rt:
+        answer = rt.require_client().ping()
+    print_json(answer)
+
+
+@click.command()
+@handle_errors
+def once() -> None:
+    """Run one ingestion cycle over the lookback window (SS_LOOKBACK_DAYS) and exit.
+
+    Exit codes: 0 success, 4 some files failed, 1 nothing could be done (API or database), 2 bad
+    configuration, 3 another instance holds the ingestion lock, 130 interrupted.
+    """
+    with runtime(need_api=True, need_db=True) as rt:
+        result = ingest_window(rt, "once")
+    sys.exit(result.exit_code)
+
+
+@click.command()
+@click.argument("days", type=click.IntRange(min=0))
+@handle_errors
+def backfill(days: int) -> None:
+    """Load DAYS days before today up to today (UTC); 0 loads today only.
+
+    Files already loaded are skipped, so a backfill can be repeated or widened safely.
+    """
+    with runtime(need_api=True, need_db=True) as rt:
+        result = ingest_window(rt, "backfill", days=days)
+    sys.exit(result.exit_code)
+
+
+@click.command()
+@handle_errors
+def migrate() -> None:
+    """Create or upgrade the database schema, and grant the viewer role (VIEWER_ROLE) read access."""
+    with runtime(need_db=True) as rt, rt.require_db().connection() as conn:
+        versions = conn.execute("SELECT version, name, applied_at FROM ss_schema_migrations ORDER BY version")
+        for version, name, applied_at in versions:
+            click.echo(f"{version:04d}_{name}  applied {applied_at:%Y-%m-%d %H:%M:%S}")

@@ -1,0 +1,136 @@
+"""What every command needs: settings, logging, signal handling, the database and the API client,
+opened in order and closed in reverse, with errors turned into one clear line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from types import FrameType
+from typing import Any, ParamSpec, TypeVar
+
+import click
+import psycopg
+
+from ingestor.api.client import RetryPolicy, ShadowserverClient
+from ingestor.config import Settings, load_settings
+from ingestor.db.connect import Database
+from ingestor.db.migrate import migrate
+from ingestor.errors import IngestorError
+from ingestor.logs import configure_logging
+from ingestor.redaction import REDACTOR, redact
+
+log = logging.getLogger("ingestor.cli")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    stop: threading.Event
+    db: Database | None = None
+    client: ShadowserverClient | None = None
+
+    def require_db(self) -> Database:
+        assert self.db is not None
+        return self.db
+
+    def require_client(self) -> ShadowserverClient:
+        assert self.client is not None
+        return self.client
+
+
+def make_client(settings: Settings, stop: threading.Event) -> ShadowserverClient:
+    return ShadowserverClient(
+        settings.api_url,
+        settings.api_key.get_secret_value(),
+        settings.api_secret.get_secret_value(),
+        settings.download_url,
+        api_timeout=settings.api_timeout,
+        download_timeout=settings.download_timeout,
+        retry=RetryPolicy(retries=settings.max_retries, stop=stop),
+    )
+
+
+@contextmanager
+def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM/SIGINT request a clean stop; a second SIGINT interrupts at once."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        name = signal.Signals(signum).name
+        log.warning("%s received: finishing cleanly (the current file is abandoned and retried later)", name)
+        stop.set()
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@contextmanager
+def runtime(
+    *,
+    need_api: bool = False,
+    need_db: bool = False,
+    overrides: Mapping[str, Any] | None = None,
+    stop: threading.Event | None = None,
+) -> Iterator[Runtime]:
+    """Load settings (all problems at once), then open what the command needs."""
+    settings = load_settings(require_api=need_api, overrides=overrides)
+    configure_logging(settings.log_level, settings.log_format)
+    REDACTOR.add(*settings.secrets())
+    stop = stop or threading.Event()
+    with stop_on_signals(stop):
+        rt = Runtime(settings, stop)
+        try:
+            if need_db:
+                rt.db = Database.from_settings(settings)
+                with rt.db.connection() as conn:
+                    applied = migrate(conn, settings.viewer_role)
+                for migration in applied:
+                    log.info("schema migrated to %04d_%s", migration.version, migration.name)
+            if need_api:
+                rt.client = make_client(settings, stop)
+            yield rt
+        finally:
+            if rt.client is not None:
+                rt.client.close()
+            if rt.db is not None:
+                rt.db.close()
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Turn the ingestor's errors into one line on stderr and the error's exit code."""
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except IngestorError as exc:
+            click.echo(f"error: {redact(str(exc))}", err=True)
+            sys.exit(exc.exit_code)
+        except psycopg.Error as exc:
+            click.echo(
+                f"error: database: {redact(str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)}",
+                err=True,
+            )
+            sys.exit(1)
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+
+    return wrapper

@@ -1,0 +1,1 @@
+"""PostgreSQL: connections, migrations, the embedded server."""

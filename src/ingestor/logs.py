@@ -1,0 +1,111 @@
+"""Logging: human-readable on a terminal, plain lines in files and pipes, JSON lines on request.
+
+Every record carries the current run id and, inside a file, its report type and date (context
+variables set by :func:`log_context`), and goes through the redaction filter, so no secret or download
+id can reach a log line whatever the caller formats into it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from datetime import UTC, datetime
+from typing import IO, Any
+
+from ingestor.redaction import redact
+
+_RUN_ID: ContextVar[int | None] = ContextVar("run_id", default=None)
+_REPORT: ContextVar[tuple[str, str] | None] = ContextVar("report", default=None)
+
+TEXT_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+
+
+@contextmanager
+def log_context(
+    *, run_id: int | None = None, report_type: str | None = None, report_date: str | None = None
+) -> Iterator[None]:
+    """Attach a run id and/or a report (type, date) to every record logged inside the block."""
+    run_token = _RUN_ID.set(run_id) if run_id is not None else None
+    report_token = _REPORT.set((report_type, report_date or "")) if report_type is not None else None
+    try:
+        yield
+    finally:
+        if report_token is not None:
+            _REPORT.reset(report_token)
+        if run_token is not None:
+            _RUN_ID.reset(run_token)
+
+
+class ContextFilter(logging.Filter):
+    """Adds ``run_id``, ``report_type``, ``report_date`` and a text ``context`` prefix; redacts the message."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        run_id = _RUN_ID.get()
+        report = _REPORT.get()
+        record.run_id = run_id
+        record.report_type, record.report_date = report if report else (None, None)
+        parts = []
+        if run_id is not None:
+            parts.append(f"run={run_id}")
+        if report:
+            parts.append(f"{report[0]}/{report[1]}")
+        record.context = f"[{' '.join(parts)}] " if parts else ""
+        message = redact(record.getMessage())
+        record.msg, record.args = message, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
+
+
+class TextFormatter(logging.Formatter):
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s [%(levelname)s] %(name)s: %(context)s%(message)s")
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line, for Loki, ELK and friends."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        for key in ("run_id", "report_type", "report_date"):
+            value = getattr(record, key, None)
+            if value is not None:
+                entry[key] = value
+        if record.exc_text:
+            entry["exception"] = record.exc_text
+        return json.dumps(entry, ensure_ascii=False)
+
+
+def configure_logging(level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = None) -> None:
+    """Install one handler on the ``ingestor`` logger tree (idempotent)."""
+    stream = stream or sys.stderr
+    handler: logging.Handler
+    if fmt == "json":
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+    elif fmt == "auto" and stream.isatty():
+        from rich.console import Console
+        from rich.logging import RichHandler
+
+        handler = RichHandler(console=Console(file=stream), show_path=False, markup=False, rich_tracebacks=False)
+        handler.setFormatter(logging.Formatter("%(context)s%(message)s"))
+    else:
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(TextFormatter())
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger("ingestor")
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    root.propagate = False

@@ -1,0 +1,193 @@
+"""Loading report files into a real PostgreSQL: counts, dedup, bad rows, v1.0.0 upgrade and compatibility."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from datetime import date
+from typing import Any
+
+import psycopg
+import pytest
+
+from fixtures.v1 import V1_SCHEMA, v1_insert_file
+from ingestor.catalog import load_catalog
+from ingestor.db.migrate import available_migrations, migrate
+from ingestor.load import LoadStats, load_report
+
+CATALOG = load_catalog()
+DAY = date(2026, 11, 20)
+
+SCAN = (
+    b'"timestamp","severity","ip","protocol","port","hostname","tag","asn","geo","city"\n'
+    b'"2026-11-20 01:00:00Z","medium","192.0.2.1","tcp",443,"A.Example.com","ssl;vpn",4200000001,"AT","WIEN"\n'
+    b'"2026-11-20 01:00:01Z","high","192.0.2.2","tcp",8443,"b.example.com","ssl",64500,"AT","GRAZ"\n'
+    b'"2026-11-20 01:00:02Z","low","192.0.2.3","tcp",993,"c.example.com","imap",64501,"AT","LINZ"\n'
+)
+
+
+def load(
+    conn: psycopg.Connection[Any],
+    data: bytes,
+    report_type: str = "scan_ssl",
+    day: date = DAY,
+    batch_rows: int = 100,
+) -> LoadStats:
+    with conn.transaction():
+        return load_report(
+            conn,
+            io.BytesIO(data),
+            report_type=report_type,
+            report_date=day,
+            file_id=None,
+            catalog=CATALOG,
+            batch_rows=batch_rows,
+        )
+
+
+def test_load_inserts_every_row_then_nothing_twice(migrated_db_url: str) -> None:
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        first = load(conn, SCAN)
+        assert (first.rows_read, first.inserted, first.duplicates, first.rejected) == (3, 3, 0, 0)
+        second = load(conn, SCAN)
+        assert (second.rows_read, second.inserted, second.duplicates, second.rejected) == (3, 0, 3, 0)
+        rows = conn.execute(
+            "SELECT ip::text, port, asn, geo, hostname, tag, severity, event_time,"
+            " raw_data->>'city' FROM ss_events ORDER BY id"
+        ).fetchall()
+        assert rows[0][:7] == ("192.0.2.1/32", 443, 4200000001, "AT", "a.example.com", "ssl;vpn", "medium")
+        assert rows[0][8] == "WIEN"
+        assert conn.execute("SELECT event_count FROM ss_reports").fetchone() == (3,)
+
+
+def test_same_rows_in_another_file_of_the_same_day_collapse(migrated_db_url: str) -> None:
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        load(conn, SCAN)
+        other_day = load(conn, SCAN, day=date(2026, 11, 21))
+        assert other_day.inserted == 3
+        assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (6,)
+
+
+def test_bad_rows_do_not_take_good_rows_with_them(migrated_db_url: str) -> None:
+    data = (
+        b'"timestamp","ip","port","asn","hostname","banner"\n'
+        b'"2026-11-20 01:00:00Z","192.0.2.1",80,64500,"ok1","x"\n'
+        b'"2026-11-20 01:00:01Z","not-an-ip",80,4200000000,"bad-ip","y"\n'
+        b'"2026-11-20 01:00:02Z","192.0.2.3",99999,64500,"bad-port","z","extra"\n'
+        b'"2026-11-20 01:00:03Z","192.0.2.4",80,64500,"nul\x00here","\xff\xfe"\n'
+        b'"2026-11-20 01:00:04Z","192.0.2.5",80,64500,"huge","' + b"x" * 200_000 + b'"\n'
+        b'"2026-11-20 01:00:05Z","192.0.2.6",80\n'
+        b'"2026-11-20 01:00:06Z","192.0.2.7",80,64500,"ok2","w"\n'
+    )
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        stats = load(conn, data, report_type="scan_http", batch_rows=2)
+        assert (stats.rows_read, stats.inserted, stats.duplicates, stats.rejected) == (7, 7, 0, 0)
+        assert dict(stats.anomalies) == {
+            "invalid_ip": 1,
+            "invalid_port": 1,
+            "extra_cells": 1,
+            "nul_removed": 1,
+            "invalid_utf8": 1,
+            "missing_cells": 1,
+        }
+        hosts = [r[0] for r in conn.execute("SELECT hostname FROM ss_events ORDER BY id")]
+        assert hosts == ["ok1", "bad-ip", "bad-port", "nulhere", "huge", None, "ok2"]
+        assert conn.execute("SELECT asn FROM ss_events WHERE hostname = 'bad-ip'").fetchone() == (4200000000,)
+
+
+def test_every_address_form_the_normaliser_accepts_is_accepted_by_postgres(migrated_db_url: str) -> None:
+    addresses = [
+        "192.0.2.1",
+        "0.0.0.0",
+        "255.255.255.255",
+        "2001:db8::1",
+        "::ffff:192.0.2.1",
+        "::",
+        "192.0.2.0/24",
+        "192.0.2.5/24",
+        "2001:db8::/32",
+        "FE80::ABCD",
+    ]
+    lines = b"".join(f'"{a}"\n'.encode() for a in addresses)
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        stats = load(conn, b'"ip"\n' + lines, report_type="blocklist")
+        assert stats.inserted == len(addresses) and not stats.anomalies
+        assert conn.execute("SELECT count(*) FROM ss_events WHERE ip IS NOT NULL").fetchone() == (len(addresses),)
+
+
+def test_a_v1_database_is_upgraded_in_place_and_deduplicated_against(make_db_url: Callable[..., str]) -> None:
+    utf8_file = (
+        '"timestamp","ip","port","asn","city","hostname","severity"\n'
+        '"2026-11-20 01:00:00Z","192.0.2.1",443,64500,"café","Host.Example","medium"\n'
+        '"2026-11-20 01:00:01Z","192.0.2.2",22,64501,"WIEN","other.example","high"\n'
+    ).encode()
+    with psycopg.connect(make_db_url(), autocommit=True) as conn:
+        conn.execute(V1_SCHEMA)
+        assert v1_insert_file(conn, "scan_ssh", DAY, utf8_file) == (2, 0)
+        migrate(conn, viewer_role=None)
+        assert conn.execute(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'ss_events' AND column_name = 'asn'"
+        ).fetchone() == ("bigint",)
+        assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (2,)
+        stats = load(conn, utf8_file, report_type="scan_ssh")
+        # the ASCII row hashes alike; the non-ASCII one matches v1.0.0's ISO-8859-1 (mojibake) hash
+        assert (stats.inserted, stats.duplicates) == (0, 2)
+        assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (2,)
+
+
+def _schema(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
+    columns = conn.execute(
+        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns"
+        " WHERE table_schema = 'public' ORDER BY table_name, column_name"
+    ).fetchall()
+    indexes = conn.execute(
+        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"
+    ).fetchall()
+    return columns, indexes
+
+
+def test_a_v1_database_and_an_empty_one_end_with_the_same_schema(make_db_url: Callable[..., str]) -> None:
+    with (
+        psycopg.connect(make_db_url(), autocommit=True) as fresh,
+        psycopg.connect(make_db_url(), autocommit=True) as upgraded,
+    ):
+        migrate(fresh, viewer_role=None)
+        upgraded.execute(V1_SCHEMA)
+        migrate(upgraded, viewer_role=None)
+        assert _schema(fresh) == _schema(upgraded)
+        assert [r[0] for r in fresh.execute("SELECT version FROM ss_schema_migrations ORDER BY 1")] == [
+            m.version for m in available_migrations()
+        ]
+        assert migrate(fresh, viewer_role=None) == []
+
+
+def test_indexes_are_the_chosen_set(migrated_db_url: str) -> None:
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        names = {r[0] for r in conn.execute("SELECT indexname FROM pg_indexes WHERE tablename = 'ss_events'")}
+    assert names == {
+        "ss_events_pkey",
+        "ss_events_report_type_report_date_event_hash_key",
+        "idx_ss_events_ip",
+        "idx_ss_events_asn",
+        "idx_ss_events_report_date",
+        "idx_ss_events_hostname",
+    }
+
+
+def test_viewer_role_can_read_what_iris_data_explorer_reads(make_db_url: Callable[..., str]) -> None:
+    url = make_db_url()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP ROLE IF EXISTS ssi_test_viewer")
+        conn.execute("CREATE ROLE ssi_test_viewer LOGIN")
+        try:
+            migrate(conn, viewer_role="ssi_test_viewer")
+            load(conn, SCAN)
+            conn.execute("SET ROLE ssi_test_viewer")
+            assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (3,)
+            conn.execute("SELECT run_started, status FROM ss_ingestion_log")
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute("DELETE FROM ss_events")
+        finally:
+            conn.execute("RESET ROLE")
+            conn.execute("DROP OWNED BY ssi_test_viewer")
+            conn.execute("DROP ROLE ssi_test_viewer")

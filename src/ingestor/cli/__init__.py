@@ -14,9 +14,9 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import ingest
+    from ingestor.cli import ingest, simulate
 
-    for command in (ingest.ping, ingest.once, ingest.backfill, ingest.migrate):
+    for command in (ingest.ping, ingest.once, ingest.backfill, ingest.migrate, simulate.simulate):
         main.add_command(command)
 
 

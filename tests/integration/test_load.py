@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import uuid
 from collections.abc import Callable
 from datetime import date
 from typing import Any
@@ -11,6 +12,7 @@ import psycopg
 import pytest
 
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
+from ingestor import ledger
 from ingestor.catalog import load_catalog
 from ingestor.db.migrate import available_migrations, migrate
 from ingestor.load import LoadStats, load_report
@@ -33,13 +35,24 @@ def load(
     day: date = DAY,
     batch_rows: int = 100,
 ) -> LoadStats:
+    """Load ``data`` as a new file of the ledger, as the pipeline does."""
     with conn.transaction():
+        file_id = ledger.claim_file(
+            conn,
+            source="test",
+            source_key=f"test:{uuid.uuid4()}",
+            report_type=report_type,
+            report_date=day,
+            file_name="test.csv",
+            subscription="",
+            run_id=None,
+        )
         return load_report(
             conn,
             io.BytesIO(data),
             report_type=report_type,
             report_date=day,
-            file_id=None,
+            file_id=file_id,
             catalog=CATALOG,
             batch_rows=batch_rows,
         )
@@ -191,3 +204,57 @@ def test_viewer_role_can_read_what_iris_data_explorer_reads(make_db_url: Callabl
             conn.execute("RESET ROLE")
             conn.execute("DROP OWNED BY ssi_test_viewer")
             conn.execute("DROP ROLE ssi_test_viewer")
+
+
+def test_repeated_rows_within_and_across_batches_are_duplicates(migrated_db_url: str) -> None:
+    line = b'"2026-11-20 01:00:00Z","192.0.2.1",80\n'
+    other = b'"2026-11-20 01:00:00Z","192.0.2.2",80\n'
+    data = b'"timestamp","ip","port"\n' + line + line + other + line + other
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        stats = load(conn, data, report_type="scan_http", batch_rows=2)
+        assert (stats.rows_read, stats.inserted, stats.duplicates) == (5, 2, 3)
+        assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (2,)
+
+
+def _findings(conn: psycopg.Connection[Any]) -> dict[str, tuple[date, date, int]]:
+    rows = conn.execute("SELECT finding_key, first_seen, last_seen, times_seen FROM ss_findings").fetchall()
+    return {key: (first, last, times) for key, first, last, times in rows}
+
+
+def test_findings_track_first_and_last_seen_in_any_load_order(migrated_db_url: str) -> None:
+    def day_file(day: int, hosts: list[str]) -> bytes:
+        body = b"".join(f'"2026-11-{day} 01:00:00Z","{h}",443\n'.encode() for h in hosts)
+        return b'"timestamp","ip","port"\n' + body
+
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        load(conn, day_file(20, ["192.0.2.1", "192.0.2.2"]), day=date(2026, 11, 20))
+        load(conn, day_file(21, ["192.0.2.2", "192.0.2.3"]), day=date(2026, 11, 21))
+        load(conn, day_file(19, ["192.0.2.3"]), day=date(2026, 11, 19))  # a late backfill of an older day
+        assert _findings(conn) == {
+            "192.0.2.1/32|443": (date(2026, 11, 20), date(2026, 11, 20), 1),
+            "192.0.2.2/32|443": (date(2026, 11, 20), date(2026, 11, 21), 2),
+            "192.0.2.3/32|443": (date(2026, 11, 19), date(2026, 11, 21), 2),
+        }
+        first_ip = conn.execute(
+            "SELECT e.ip::text, e.report_date FROM ss_findings f JOIN ss_events e ON e.id = f.first_event_id"
+            " WHERE f.finding_key = '192.0.2.3/32|443'"
+        ).fetchone()
+        assert first_ip == ("192.0.2.3/32", date(2026, 11, 19))
+
+
+def test_findings_ignore_ephemeral_client_ports_and_use_natural_keys_without_ip(migrated_db_url: str) -> None:
+    sinkhole = (
+        b'"timestamp","src_ip","src_port","dst_ip"\n'
+        b'"2026-11-20 01:00:00Z","198.51.100.9",50123,"203.0.113.1"\n'
+        b'"2026-11-20 02:00:00Z","198.51.100.9",50999,"203.0.113.1"\n'
+    )
+    accounts = (
+        b'"timestamp","email","service"\n'
+        b'"2026-11-20 01:00:00Z","a@example.org","imap"\n'
+        b'"2026-11-20 02:00:00Z","a@example.org","smtp"\n'
+    )
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        assert load(conn, sinkhole, report_type="event4_sinkhole").inserted == 2
+        assert load(conn, accounts, report_type="compromised_account").inserted == 2
+        findings = conn.execute("SELECT report_type, finding_key, times_seen FROM ss_findings ORDER BY 1").fetchall()
+        assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9/32", 2)]

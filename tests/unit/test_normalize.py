@@ -58,7 +58,7 @@ def test_scan_row_maps_plain_columns_and_hashes_like_v1() -> None:
         "ssl;vpn",
         "medium",
     )
-    assert row.event_time == "2024-01-04T08:04:37+00:00"
+    assert row.event_time == "2024-01-04 08:04:37Z"
     (v1_row,) = v1_rows(data)
     assert row.event_hash == hashlib.sha256(json.dumps(v1_row, sort_keys=True, default=str).encode()).hexdigest()
     assert json.loads(row.raw_json) == v1_row
@@ -122,7 +122,7 @@ def test_reports_without_ip_keep_ip_null_but_ransomware_keeps_geo() -> None:
 def test_missing_severity_column_uses_the_type_default() -> None:
     row = one("scan_ssl_poodle", b'"timestamp","ip","port"\n"2021-03-04 00:00:00","192.0.2.1",443\n')
     assert row.severity == "low"
-    assert row.event_time == "2021-03-04T00:00:00+00:00"
+    assert row.event_time == "2021-03-04 00:00:00Z"
 
 
 def test_unknown_type_maps_by_header_and_still_loads() -> None:
@@ -180,7 +180,9 @@ def test_parse_asn_handles_as_prefix_and_bounds() -> None:
 
 
 def test_parse_timestamp_formats() -> None:
-    assert parse_timestamp("2024-01-04 08:04:37Z") == "2024-01-04T08:04:37+00:00"
+    assert parse_timestamp("2024-01-04 08:04:37Z") == "2024-01-04 08:04:37Z"
+    assert parse_timestamp("2024-01-04 08:04:37") == "2024-01-04 08:04:37Z"
+    assert parse_timestamp("2024-01-04T08:04:37") == "2024-01-04T08:04:37+00:00"
     assert parse_timestamp("2021-03-27T00:00:00.521730Z") == "2021-03-27T00:00:00.521730+00:00"
     with pytest.raises(ValueError):
         parse_timestamp("Mon, 10 Jan 2022 00:01:44 GMT")

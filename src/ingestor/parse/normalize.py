@@ -11,6 +11,8 @@ file whose header lacks the catalog's subject IP column, from the same rule appl
 from __future__ import annotations
 
 import ipaddress
+import json
+import operator
 import re
 import socket
 from collections.abc import Callable, Sequence
@@ -19,6 +21,8 @@ from typing import NamedTuple, TypeVar
 
 from ingestor.catalog import SEVERITIES, ReportType, subject_from_columns
 from ingestor.parse.rowhash import hash_text, legacy_latin1_row, serialize_row
+
+_json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 EXTRA_CELLS_KEY = "_extra_cells"
 """Reserved key holding the cells of a row that is longer than the header (v1.0.0 crashed on those)."""
@@ -67,6 +71,8 @@ class NormalizedRow(NamedTuple):
     event_hash: str
     legacy_hash: str | None
     anomalies: tuple[str, ...]
+    plain: bool = False
+    """True when no value needed escaping: the COPY line can be built without escaping anything."""
 
 
 class Rejection(NamedTuple):
@@ -112,12 +118,17 @@ def parse_asn(value: str) -> int | None:
     return number or None
 
 
+_USUAL_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}Z?")
+
+
 def parse_timestamp(value: str) -> str | None:
     """An ISO 8601 UTC timestamp (naive values are UTC, as Shadowserver documents). Raises ValueError."""
     value = value.strip()
     if not value:
         return None
     moment = datetime.fromisoformat(value)
+    if _USUAL_TIMESTAMP.fullmatch(value):  # validated above; PostgreSQL reads this form as it is
+        return value if value[-1] == "Z" else value + "Z"
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.isoformat()
@@ -132,6 +143,29 @@ def _index(header: Sequence[str], name: str | None) -> int | None:
         if column == name:
             found = position
     return found
+
+
+class RowSerializer:
+    """``json.dumps(row, sort_keys=True)`` for a row as wide as its header, without building the dict.
+
+    The key part of the output is fixed per file, so it becomes a ``%``-template; each value goes through
+    the same C escaper ``json`` uses (``encode_basestring_ascii``). Byte-identical to v1.0.0's
+    serialisation (a property test pins it), about three times faster.
+    """
+
+    def __init__(self, header: Sequence[str]) -> None:
+        last = {name: position for position, name in enumerate(header)}
+        keys = sorted(last)
+        positions = [last[key] for key in keys]
+        if len(positions) == 1:
+            only = positions[0]
+            self._pick: Callable[[list[str]], tuple[str, ...]] = lambda cells: (cells[only],)
+        else:
+            self._pick = operator.itemgetter(*positions)
+        self._template = "{" + ", ".join(_json_string(key).replace("%", "%%") + ": %s" for key in keys) + "}"
+
+    def __call__(self, cells: list[str]) -> str:
+        return self._template % tuple(map(_json_string, self._pick(cells)))
 
 
 class RowNormalizer:
@@ -156,6 +190,7 @@ class RowNormalizer:
         self._timestamp = _index(self.header, "timestamp")
         self.default_severity = report.default_severity if self._severity is None else None
         self._header_ascii = all(column.isascii() for column in self.header)
+        self._serialize = RowSerializer(self.header)
 
     def _row(self, cells: list[str]) -> dict[str, object]:
         """The dict ``csv.DictReader`` builds, with extra cells under a reserved key instead of ``None``."""
@@ -170,15 +205,18 @@ class RowNormalizer:
 
     def __call__(self, cells: list[str]) -> NormalizedRow | Rejection:
         anomalies: list[str] = []
-        if len(cells) != self.width:
+        if len(cells) == self.width:
+            text = self._serialize(cells)
+        else:
             anomalies.append(Anomaly.EXTRA_CELLS if len(cells) > self.width else Anomaly.MISSING_CELLS)
-        row = self._row(cells)
-        text = serialize_row(row)
+            text = serialize_row(self._row(cells))
         if len(text) > self.max_row_chars:
             return Rejection(Reject.ROW_TOO_LARGE, f"{len(text)} characters")
         raw_json = text
         legacy_hash = None
-        if "\\u" in text:  # non-ASCII or control characters: the rare, slower path
+        plain = "\\" not in text  # nothing was escaped: no quote, backslash, control or non-ASCII character
+        if not plain and "\\u" in text:  # non-ASCII or control characters: the rare, slower path
+            row = self._row(cells)
             if "\\ud" in text and any(_SURROGATE.search(cell) for cell in cells):
                 anomalies.append(Anomaly.INVALID_UTF8)
                 cells = [_SURROGATE.sub(_latin1_char, cell) for cell in cells]
@@ -204,6 +242,7 @@ class RowNormalizer:
             event_hash=event_hash,
             legacy_hash=legacy_hash,
             anomalies=tuple(anomalies),
+            plain=plain,
         )
 
     @staticmethod

@@ -1,33 +1,63 @@
 -- Named queries. Each block: "-- name: <name>", comment lines describing it, then one statement.
 
--- name: create_stage
--- A per-file staging table. Created inside the file's transaction, so every TRUNCATE of it is done in
--- place and nothing of it outlives the transaction.
-CREATE TEMP TABLE ss_stage (
-  ip INET, port INTEGER, asn BIGINT, geo TEXT, hostname TEXT, tag TEXT, severity TEXT,
-  event_time TIMESTAMPTZ, raw_data JSONB NOT NULL, event_hash TEXT NOT NULL, legacy_hash TEXT
-) ON COMMIT DROP;
+-- name: slice_has_rows
+-- Whether any event of this report type and date is stored yet (an index probe on the unique key).
+SELECT EXISTS (SELECT 1 FROM ss_events WHERE report_type = %(report_type)s AND report_date = %(report_date)s);
 
--- name: truncate_stage
-TRUNCATE ss_stage;
+-- name: create_key_stage
+-- Per-file staging of row identities. Created inside the file's transaction, so each TRUNCATE of it is
+-- done in place and nothing of it outlives the transaction.
+CREATE TEMP TABLE ss_stage_keys (pos INTEGER NOT NULL, event_hash TEXT NOT NULL, legacy_hash TEXT)
+ON COMMIT DROP;
 
--- name: copy_stage
-COPY ss_stage (ip, port, asn, geo, hostname, tag, severity, event_time, raw_data, event_hash, legacy_hash)
+-- name: truncate_key_stage
+TRUNCATE ss_stage_keys;
+
+-- name: copy_key_stage
+COPY ss_stage_keys (pos, event_hash, legacy_hash) FROM STDIN;
+
+-- name: existing_keys
+-- Positions (in the batch) of rows already stored: same key (earlier files, or earlier batches of this
+-- file, which the transaction sees), or, for rows with non-ASCII text, the hash v1.0.0 computed after
+-- decoding the file as ISO-8859-1.
+SELECT s.pos
+FROM ss_stage_keys s
+WHERE EXISTS (SELECT 1 FROM ss_events e
+              WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
+                AND e.event_hash = s.event_hash)
+   OR (s.legacy_hash IS NOT NULL
+       AND EXISTS (SELECT 1 FROM ss_events e
+                   WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
+                     AND e.event_hash = s.legacy_hash));
+
+-- name: copy_events
+-- New rows go straight into ss_events: the dedup probe above has removed the rows already stored, and the
+-- ingestion lock keeps other ingestors out, so the unique key is the last line of defence, not a filter.
+COPY ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time,
+                raw_data, event_hash)
 FROM STDIN;
 
--- name: insert_events
--- Move staged rows into ss_events in file order, skipping rows already stored: same key, or (for rows
--- with non-ASCII text) the hash v1.0.0 computed after decoding the file as ISO-8859-1.
-INSERT INTO ss_events (report_type, report_date, ip, port, asn, geo, hostname, tag, severity, event_time,
-                       raw_data, event_hash, file_id)
-SELECT %(report_type)s, %(report_date)s, s.ip, s.port, s.asn, s.geo, s.hostname, s.tag, s.severity,
-       s.event_time, s.raw_data, s.event_hash, %(file_id)s
-FROM ss_stage s
-WHERE s.legacy_hash IS NULL
-   OR NOT EXISTS (SELECT 1 FROM ss_events e
-                  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
-                    AND e.event_hash = s.legacy_hash)
-ON CONFLICT (report_type, report_date, event_hash) DO NOTHING;
+-- name: update_findings
+-- Fold the rows this file inserted into their findings: first/last seen, times seen.
+INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, times_seen, first_event_id,
+                              last_event_id)
+SELECT %(report_type)s, k.finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(k.id), MAX(k.id)
+FROM (SELECT id,
+             COALESCE(ip::text || CASE WHEN %(key_port)s THEN '|' || COALESCE(port::text, '') ELSE '' END,
+                      NULLIF(concat_ws('|', raw_data ->> %(key1)s, raw_data ->> %(key2)s), ''),
+                      event_hash) AS finding_key
+      FROM ss_events
+      WHERE report_type = %(report_type)s AND report_date = %(report_date)s
+        AND file_id IS NOT DISTINCT FROM %(file_id)s) k
+GROUP BY k.finding_key
+ON CONFLICT (report_type, finding_key) DO UPDATE
+SET first_seen = LEAST(f.first_seen, EXCLUDED.first_seen),
+    first_event_id = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.first_event_id
+                          ELSE f.first_event_id END,
+    last_seen = GREATEST(f.last_seen, EXCLUDED.last_seen),
+    last_event_id = CASE WHEN EXCLUDED.last_seen >= f.last_seen THEN EXCLUDED.last_event_id
+                         ELSE f.last_event_id END,
+    times_seen = f.times_seen + EXCLUDED.times_seen;
 
 -- name: add_report_count
 -- v1.0.0's per type-and-date counter of inserted events.

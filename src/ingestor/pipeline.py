@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import IO, Any, Protocol
@@ -19,7 +19,7 @@ from typing import IO, Any, Protocol
 import psycopg
 
 from ingestor import audit, ledger, metrics
-from ingestor.api.client import ReportItem, ShadowserverClient
+from ingestor.api.client import DownloadResult, ReportItem, ShadowserverClient
 from ingestor.catalog import Catalog, load_catalog
 from ingestor.config import Settings
 from ingestor.db.connect import Database
@@ -33,6 +33,65 @@ log = logging.getLogger(__name__)
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
+
+
+class ReportSource(Protocol):
+    """A report file to load: a file listed by the API, or a local file being imported."""
+
+    @property
+    def label(self) -> str: ...
+    @property
+    def report_type(self) -> str: ...
+    @property
+    def report_date(self) -> date: ...
+    @property
+    def file_name(self) -> str: ...
+    @property
+    def subscription(self) -> str: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def source_key(self) -> str: ...
+
+    def fetch(self, spool: IO[bytes]) -> DownloadResult:
+        """Write the file's bytes into ``spool``; raise DownloadError or ReportFileError."""
+        ...
+
+
+@dataclass(frozen=True)
+class ApiReport:
+    """A file listed by ``reports/list``, fetched from the download host."""
+
+    item: ReportItem
+    client: ShadowserverClient = field(repr=False)
+    source: str = "api"
+
+    @property
+    def label(self) -> str:
+        return self.item.label
+
+    @property
+    def report_type(self) -> str:
+        return self.item.type
+
+    @property
+    def report_date(self) -> date:
+        return self.item.date
+
+    @property
+    def file_name(self) -> str:
+        return self.item.file
+
+    @property
+    def subscription(self) -> str:
+        return self.item.subscription
+
+    @property
+    def source_key(self) -> str:
+        return ledger.api_source_key(self.item.id)
+
+    def fetch(self, spool: IO[bytes]) -> DownloadResult:
+        return self.client.download(self.item, spool)
 
 
 @dataclass
@@ -144,6 +203,25 @@ class Ingestor:
 
     def run(self, kind: str, window: tuple[date, date]) -> RunResult:
         """List ``window``, load every new file, and record the run. Never raises for a file's failure."""
+
+        def discover() -> list[ReportSource]:
+            return [ApiReport(item, self.client) for item in self._list(window)]
+
+        return self._run(kind, window, discover, delay=self.settings.request_delay)
+
+    def run_files(self, kind: str, sources: Sequence[ReportSource], *, force: bool = False) -> RunResult:
+        """Load the given files (e.g. local imports) as one recorded run; ``force`` reloads loaded files."""
+        return self._run(kind, None, lambda: list(sources), delay=0.0, force=force)
+
+    def _run(
+        self,
+        kind: str,
+        window: tuple[date, date] | None,
+        discover: Callable[[], list[ReportSource]],
+        *,
+        delay: float,
+        force: bool = False,
+    ) -> RunResult:
         totals = audit.RunTotals()
         with self.db.connection() as conn:
             run_id = audit.start_run(conn, kind, window)
@@ -151,25 +229,26 @@ class Ingestor:
         started = datetime.now(UTC)
         interrupted = fatal = False
         with log_context(run_id=run_id):
-            log.info("%s run: window %s to %s", kind, window[0], window[1])
+            if window:
+                log.info("%s run: window %s to %s", kind, window[0], window[1])
             try:
-                items = self._list(window)
-                totals.reports_found = len(items)
-                todo, result.files_abandoned = self._new_files(items)
+                sources = discover()
+                totals.reports_found = len(sources)
+                todo, result.files_abandoned = (sources, 0) if force else self._new_files(sources)
                 totals.files_new = len(todo)
                 self.reporter.files_planned(len(todo))
-                for position, item in enumerate(todo):
+                for position, source in enumerate(todo):
                     if self.stop.is_set():
                         interrupted = True
                         break
-                    outcome = self._process(item, run_id)
+                    outcome = self._process(source, run_id)
                     result.files.append(outcome)
                     self._count(totals, outcome)
                     if outcome.status == "interrupted":
                         interrupted = True
                         break
-                    if position + 1 < len(todo) and self.settings.request_delay:
-                        self.stop.wait(self.settings.request_delay)
+                    if position + 1 < len(todo) and delay:
+                        self.stop.wait(delay)
             except StopRequested:
                 interrupted = True
             except (ApiError, DatabaseError) as exc:
@@ -241,12 +320,13 @@ class Ingestor:
             unique.setdefault(ledger.api_source_key(item.id), item)
         return sorted(unique.values(), key=lambda item: (item.date, item.type, item.file))
 
-    def _new_files(self, items: list[ReportItem]) -> tuple[list[ReportItem], int]:
+    def _new_files(self, sources: list[ReportSource]) -> tuple[list[ReportSource], int]:
         with self.db.connection() as conn:
-            states = ledger.file_states(conn, (ledger.api_source_key(item.id) for item in items))
-        todo, abandoned = [], 0
-        for item in items:
-            state = states.get(ledger.api_source_key(item.id))
+            states = ledger.file_states(conn, (source.source_key for source in sources))
+        todo: list[ReportSource] = []
+        abandoned = 0
+        for item in sources:
+            state = states.get(item.source_key)
             if state is None or state.status != "loaded":
                 if state is not None and state.status == "failed" and state.attempts >= self.settings.max_file_attempts:
                     abandoned += 1
@@ -261,40 +341,40 @@ class Ingestor:
 
     # ---- one file -------------------------------------------------------------------------------
 
-    def _process(self, item: ReportItem, run_id: int) -> FileOutcome:
-        with log_context(report_type=item.type, report_date=item.date.isoformat()):
+    def _process(self, source: ReportSource, run_id: int) -> FileOutcome:
+        with log_context(report_type=source.report_type, report_date=source.report_date.isoformat()):
             with self.db.connection() as conn:
                 file_id = ledger.claim_file(
                     conn,
-                    source="api",
-                    source_key=ledger.api_source_key(item.id),
-                    report_type=item.type,
-                    report_date=item.date,
-                    file_name=item.file,
-                    subscription=item.subscription,
+                    source=source.source,
+                    source_key=source.source_key,
+                    report_type=source.report_type,
+                    report_date=source.report_date,
+                    file_name=source.file_name,
+                    subscription=source.subscription,
                     run_id=run_id,
                 )
-                self.reporter.file_started(item.label, None)
+                self.reporter.file_started(source.label, None)
                 with tempfile.TemporaryFile(prefix="ss-report-", dir=self.settings.work_dir) as spool:
-                    outcome = self._download_and_load(conn, item, file_id, spool)
+                    outcome = self._fetch_and_load(conn, source, file_id, spool)
             self.reporter.file_finished(outcome)
             return outcome
 
-    def _download_and_load(
-        self, conn: psycopg.Connection[Any], item: ReportItem, file_id: int, spool: IO[bytes]
+    def _fetch_and_load(
+        self, conn: psycopg.Connection[Any], source: ReportSource, file_id: int, spool: IO[bytes]
     ) -> FileOutcome:
-        outcome = FileOutcome(item.label, item.type, item.date, "failed")
-        download = None
+        outcome = FileOutcome(source.label, source.report_type, source.report_date, "failed")
+        fetched = None
         try:
-            download = self.client.download(item, spool)
-            outcome.size_bytes = download.size
+            fetched = source.fetch(spool)
+            outcome.size_bytes = fetched.size
             spool.seek(0)
             with conn.transaction():
                 stats = load_report(
                     conn,
                     spool,
-                    report_type=item.type,
-                    report_date=item.date,
+                    report_type=source.report_type,
+                    report_date=source.report_date,
                     file_id=file_id,
                     catalog=self.catalog,
                     batch_rows=self.settings.batch_rows,
@@ -305,59 +385,58 @@ class Ingestor:
                     conn,
                     file_id,
                     stats,
-                    size_bytes=download.size,
-                    sha256=download.sha256,
-                    download_seconds=download.seconds,
+                    size_bytes=fetched.size,
+                    sha256=fetched.sha256,
+                    download_seconds=fetched.seconds,
                 )
             outcome.status, outcome.stats = "loaded", stats
-            self._log_loaded(item, stats)
+            self._log_loaded(source, stats)
             return outcome
         except StopRequested as exc:
             outcome.status, outcome.error = "interrupted", str(exc)
-            log.warning("%s: %s", item.label, exc)
+            log.warning("%s: %s", source.label, exc)
         except (DownloadError, ApiError) as exc:
             outcome.error = str(exc)
-            log.error("%s: %s", item.label, exc)
+            log.error("%s: %s", source.label, exc)
         except psycopg.OperationalError:
             raise
         except (IngestorError, psycopg.Error, ValueError, UnicodeError, OSError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
-            log.error("%s: loading failed: %s", item.label, outcome.error)
+            log.error("%s: loading failed: %s", source.label, outcome.error)
         except Exception as exc:  # a bug must not stop the other files; it is recorded with its type
             outcome.error = f"unexpected {type(exc).__name__}: {exc}"
-            log.exception("%s: unexpected failure", item.label)
+            log.exception("%s: unexpected failure", source.label)
         ledger.mark_failed(
             conn,
             file_id,
             outcome.error or "failed",
             interrupted=outcome.status == "interrupted",
-            size_bytes=download.size if download else None,
-            sha256=download.sha256 if download else None,
-            download_seconds=download.seconds if download else None,
+            size_bytes=fetched.size if fetched else None,
+            sha256=fetched.sha256 if fetched else None,
+            download_seconds=fetched.seconds if fetched else None,
         )
         return outcome
 
-    def _log_loaded(self, item: ReportItem, stats: LoadStats) -> None:
+    def _log_loaded(self, source: ReportSource, stats: LoadStats) -> None:
+        label = source.label
         log.info(
             "%s: %d inserted, %d duplicate, %d rejected (%d rows)",
-            item.label,
+            label,
             stats.inserted,
             stats.duplicates,
             stats.rejected,
             stats.rows_read,
         )
         if stats.anomalies:
-            log.info("%s: cleaned values: %s", item.label, dict(stats.anomalies))
+            log.info("%s: cleaned values: %s", label, dict(stats.anomalies))
         if stats.rejects:
-            log.warning("%s: rejected rows: %s", item.label, dict(stats.rejects))
+            log.warning("%s: rejected rows: %s", label, dict(stats.rejects))
         if not stats.known_type:
             log.warning(
-                "%s: report type %s is not in the catalog; loaded with the generic mapping",
-                item.label,
-                item.type,
+                "%s: report type %s is not in the catalog; loaded with the generic mapping", label, source.report_type
             )
         elif stats.columns_unknown:
-            log.info("%s: columns not in the published schema: %s", item.label, ", ".join(stats.columns_unknown))
+            log.info("%s: columns not in the published schema: %s", label, ", ".join(stats.columns_unknown))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 

@@ -15,9 +15,10 @@ from typing import LiteralString
 import psycopg
 import pytest
 
-from fixtures.pg import FAST_SETTINGS, make_base_dir
 from ingestor.db.embedded import EmbeddedPostgres, default_data_dir, find_pg_bindir
 from ingestor.errors import EmbeddedPostgresError
+
+from fixtures.pg import FAST_SETTINGS, make_base_dir
 
 DEBIAN_PG15 = Path("/usr/lib/postgresql/15/bin")
 

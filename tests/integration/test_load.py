@@ -11,11 +11,12 @@ from typing import Any
 import psycopg
 import pytest
 
-from fixtures.v1 import V1_SCHEMA, v1_insert_file
 from ingestor import ledger
 from ingestor.catalog import load_catalog
 from ingestor.db.migrate import available_migrations, migrate
 from ingestor.load import LoadStats, load_report
+
+from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 CATALOG = load_catalog()
 DAY = date(2026, 11, 20)

@@ -16,9 +16,10 @@ from pathlib import Path
 import httpx
 import pytest
 
-from fixtures.sim import SIM_ROWS, SIM_TODAY, RunningSimulator
 from ingestor.api.signing import sign_body
 from ingestor.simulator import ApiKey
+
+from fixtures.sim import SIM_ROWS, SIM_TODAY, RunningSimulator
 
 MakeSimulator = Callable[..., RunningSimulator]
 

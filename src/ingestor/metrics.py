@@ -23,3 +23,9 @@ API_SECONDS = Histogram(
     ["method"],
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
+
+# Service state, set by the scheduler and by each health evaluation (``/health`` and ``/metrics``).
+HEALTHY = Gauge(f"{PREFIX}_healthy", "1 while /health answers 200, else 0")
+DATABASE_REACHABLE = Gauge(f"{PREFIX}_database_reachable", "1 when the last database probe succeeded")
+CONSECUTIVE_FAILURES = Gauge(f"{PREFIX}_consecutive_failed_cycles", "Cycles failed in a row (0 after a success)")
+STANDBY = Gauge(f"{PREFIX}_standby", "1 while another instance holds the ingestion lock and this one waits")

@@ -40,7 +40,6 @@ from ingestor.redaction import REDACTOR, redact
 log = logging.getLogger(__name__)
 
 FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([^-]+)-(.+)\.csv$")
-CHUNK_BYTES = 1 << 20
 
 
 class Hmac2Auth(httpx.Auth):
@@ -286,7 +285,8 @@ class ShadowserverClient:
                     raise DownloadError(f"{label}: download refused with HTTP {response.status_code}")
                 encoded = bool(response.headers.get("Content-Encoding"))
                 expected = None if encoded else response.headers.get("Content-Length")
-                for chunk in response.iter_bytes(CHUNK_BYTES):
+                # As the bytes arrive (no re-chunking): a stop request is seen within one network read.
+                for chunk in response.iter_bytes():
                     if self.retry.stop.is_set():
                         raise StopRequested(f"{label}: download abandoned, stop requested")
                     sink.write(chunk)

@@ -1,0 +1,75 @@
+"""The shutdown bound: once a stop is requested, the process is gone within ``STOP_TIMEOUT_SECONDS``.
+
+The clean path (abandon the current file, close the run, release the lock, close the pool, stop the
+embedded server) normally takes well under a second. If it overruns, for instance because a network
+read or a database call hangs, the watchdog logs it and ends the process with :data:`FORCED_EXIT_CODE`.
+Nothing is lost then either: PostgreSQL rolls back the open transaction when the connection drops, and
+the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, gets its
+shutdown signal when our main thread dies.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+FORCED_EXIT_CODE = 1
+"""Exit code when the watchdog had to end the process (the clean path exits 0)."""
+
+
+def _flush_logs() -> None:
+    for handler in logging.getLogger("ingestor").handlers:
+        with contextlib.suppress(Exception):  # best effort, right before a forced exit
+            handler.flush()
+
+
+def force_exit(code: int) -> None:
+    """End the process now, without running cleanup handlers that may be the ones hanging."""
+    _flush_logs()
+    os._exit(code)
+
+
+class ShutdownWatchdog(threading.Thread):
+    """Waits for ``stop``; if the process is still alive ``bound`` seconds later, calls ``on_expire``."""
+
+    def __init__(
+        self,
+        stop: threading.Event,
+        bound: float,
+        *,
+        on_expire: Callable[[int], None] = force_exit,
+    ) -> None:
+        super().__init__(name="shutdown-watchdog", daemon=True)
+        self.stop = stop
+        self.bound = bound
+        self.on_expire = on_expire
+        self.stop_requested_at: float | None = None
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        self.stop.wait()
+        self.stop_requested_at = time.monotonic()
+        if self._done.wait(self.bound):
+            return
+        log.error(
+            "shutdown did not finish within STOP_TIMEOUT_SECONDS=%s s; forcing exit (the open run is closed as"
+            " interrupted at the next start)",
+            self.bound,
+        )
+        self.on_expire(FORCED_EXIT_CODE)
+
+    def elapsed(self) -> float | None:
+        """Seconds since the stop request, if there was one."""
+        if self.stop_requested_at is None:
+            return None
+        return time.monotonic() - self.stop_requested_at
+
+    def disarm(self) -> None:
+        """The clean path finished: do not fire."""
+        self._done.set()

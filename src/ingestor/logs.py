@@ -103,9 +103,10 @@ def configure_logging(level: str = "INFO", fmt: str = "auto", stream: IO[str] | 
         handler = logging.StreamHandler(stream)
         handler.setFormatter(TextFormatter())
     handler.addFilter(ContextFilter())
-    root = logging.getLogger("ingestor")
-    for old in list(root.handlers):
-        root.removeHandler(old)
-    root.addHandler(handler)
-    root.setLevel(level)
-    root.propagate = False
+    for name, logger_level in (("ingestor", level), ("psycopg", "WARNING")):
+        logger = logging.getLogger(name)
+        for old in list(logger.handlers):
+            logger.removeHandler(old)
+        logger.addHandler(handler)
+        logger.setLevel(logger_level)
+        logger.propagate = False

@@ -99,7 +99,7 @@ def runtime(
         try:
             if need_db:
                 rt.db = Database.from_settings(settings)
-                with rt.db.connection() as conn:
+                with rt.db.connect() as conn:  # a direct connection: an unreachable server fails at once
                     applied = migrate(conn, settings.viewer_role)
                 for migration in applied:
                     log.info("schema migrated to %04d_%s", migration.version, migration.name)

@@ -87,6 +87,7 @@ class Database:
                 max_size=self._pool_size,
                 kwargs={"autocommit": True},
                 configure=_configure,
+                check=ConnectionPool.check_connection,  # a database restart leaves dead connections behind
                 open=False,
                 name="ingestor",
             )

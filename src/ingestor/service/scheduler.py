@@ -77,7 +77,6 @@ class Scheduler:
         self.interval = settings.interval.total_seconds()
         self.lock_retry = min(LOCK_RETRY_SECONDS, self.interval)
         self._recovered = False
-        self._pool_suspect = False
         self._db_problem: str | None = None
 
     # ---- the loop -------------------------------------------------------------------------------
@@ -147,7 +146,6 @@ class Scheduler:
                 return LockStatus.HELD
             log.warning("lost the ingestion lock (did the database restart?); taking it again")
             self._recovered = False
-            self._pool_suspect = True
         try:
             acquired = self.lock.try_acquire()
         except (DatabaseError, psycopg.Error) as exc:
@@ -167,8 +165,6 @@ class Scheduler:
             self.state.set_standby(False)
         else:
             log.info("holding the ingestion lock")
-        if self._pool_suspect or self._db_problem is not None:
-            self._check_pool()
         if not self._recovered:
             try:
                 with self.db.connection() as conn:
@@ -179,15 +175,6 @@ class Scheduler:
             self._recovered = True
         self._database_up()
         return LockStatus.HELD
-
-    def _check_pool(self) -> None:
-        """After an outage, drop pooled connections the database closed, so the next cycle gets live ones."""
-        try:
-            self.db.pool.check()
-        except psycopg.Error as exc:
-            log.debug("pool check failed: %s", _first_line(exc))
-            return
-        self._pool_suspect = False
 
     # ---- cycles ---------------------------------------------------------------------------------
 

@@ -3,58 +3,19 @@
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
 
-import psycopg
 import pytest
 
-from ingestor.api.client import RetryPolicy, ShadowserverClient
-from ingestor.config import Settings, load_settings
-from ingestor.db.connect import Database
-from ingestor.pipeline import Ingestor, NullReporter, RunResult
+from ingestor.pipeline import NullReporter
 from ingestor.simulator import Faults, Malformations
 
+from fixtures.harness import Harness
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-
-
-class Harness:
-    """An Ingestor wired to a simulator and a database, with a fixed 'today'."""
-
-    def __init__(self, sim: RunningSimulator, db_url: str, **env: str) -> None:
-        self.sim = sim
-        self.settings: Settings = load_settings(
-            {**sim.env, "DATABASE_URL": db_url, "REQUEST_DELAY_SECONDS": "0", "SS_MAX_RETRIES": "1", **env},
-            env_file=None,
-        )
-        self.stop = threading.Event()
-        self.db = Database(db_url)
-        self.client = ShadowserverClient(
-            self.settings.api_url,
-            self.settings.api_key.get_secret_value(),
-            self.settings.api_secret.get_secret_value(),
-            self.settings.download_url,
-            retry=RetryPolicy(retries=self.settings.max_retries, base_delay=0.0, stop=self.stop),
-        )
-        self.ingestor = Ingestor(self.settings, self.db, self.client, stop=self.stop, today=lambda: SIM_TODAY)
-
-    def backfill(self, days: int) -> RunResult:
-        return self.ingestor.run("backfill", self.ingestor.backfill_window(days))
-
-    def once(self) -> RunResult:
-        return self.ingestor.run("once", self.ingestor.cycle_window())
-
-    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-        with psycopg.connect(self.db.conninfo, autocommit=True) as conn:
-            return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-
-    def close(self) -> None:
-        self.client.close()
-        self.db.close()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
 
 from ingestor.errors import ConfigError
 
@@ -73,6 +73,9 @@ class Settings(BaseModel):
     viewer_role: str = Field("shadowserver_viewer", alias="VIEWER_ROLE")
     batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
     retention_days: int = Field(0, ge=0, alias="RETENTION_DAYS")
+    retention_batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="RETENTION_BATCH_ROWS")
+    ledger_retention_days: int = Field(0, ge=0, alias="LEDGER_RETENTION_DAYS")
+    audit_retention_days: int = Field(0, ge=0, alias="AUDIT_RETENTION_DAYS")
 
     # Service
     interval_minutes: float = Field(15.0, gt=0, alias="INGEST_INTERVAL_MINUTES")
@@ -129,6 +132,15 @@ class Settings(BaseModel):
             except Exception:
                 raise ValueError("is not a valid libpq connection string or URL") from None
         return value
+
+    @model_validator(mode="after")
+    def _ledger_outlives_events(self) -> Settings:
+        if self.ledger_retention_days and self.ledger_retention_days < self.retention_days:
+            raise ValueError(
+                "LEDGER_RETENTION_DAYS must be 0 (keep) or at least RETENTION_DAYS: the ledger is what stops "
+                "pruned files from being downloaded and loaded again"
+            )
+        return self
 
     # ---- derived values -------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def refresh(source: str, target: Path) -> tuple[Catalog, list[str], list[str]]:
     """Rebuild ``target`` from ``source``; return the catalog and the added and removed type names."""
     raw = read_source(source)
     data = json.loads(raw)
-    if not isinstance(data, dict) or not all(isinstance(v, dict) and "fields" in v for v in data.values()):
+    if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "fields" in v for v in data.values()):
         raise ValueError("not a Shadowserver reports.json: expected an object of report types with 'fields'")
     previous = load_catalog(target) if target.exists() else None
     origin = f"{Path(source).name if '://' not in source else source} sha256:{hashlib.sha256(raw).hexdigest()[:16]}"

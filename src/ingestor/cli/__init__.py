@@ -14,9 +14,21 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import ingest, simulate
+    from ingestor.cli import demo, ingest, service, simulate
 
-    for command in (ingest.ping, ingest.once, ingest.backfill, ingest.migrate, simulate.simulate):
+    for command in (
+        ingest.ping,
+        ingest.once,
+        ingest.backfill,
+        ingest.migrate,
+        service.run,
+        simulate.simulate,
+        demo.demo,
+    ):
+        main.add_command(command)
+    from ingestor.cli import ops
+
+    for command in ops.COMMANDS:
         main.add_command(command)
 
 

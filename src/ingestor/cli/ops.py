@@ -1,0 +1,410 @@
+"""Operator commands: ``status``, ``search``, ``new``, ``import``, ``types``, ``catalog refresh``, ``prune``.
+
+Output is a table on a terminal and clean CSV/JSON when piped or asked (``--format``/``--json``). Bad input
+gets one line on stderr and exit code 2; database and file problems exit 1 (see ``handle_errors``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Generator, Iterator
+from contextlib import ExitStack
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import click
+from rich.console import Console
+
+from ingestor.catalog import SEVERITIES, load_catalog
+from ingestor.cli.output import RichReporter, is_terminal, print_result
+from ingestor.cli.runtime import Runtime, handle_errors, runtime
+from ingestor.db.lock import IngestionLock
+from ingestor.ops import filters as flt
+from ingestor.ops.formats import FORMATS, PIPED_WIDTH, json_value, write_rows
+from ingestor.ops.imports import plan_import, run_import
+from ingestor.ops.inventory import collect_types
+from ingestor.ops.render import render_prune, render_status, render_types
+from ingestor.ops.retention import DEFAULT_BATCH
+from ingestor.ops.retention import prune as prune_events
+from ingestor.ops.search import (
+    EVENT_COLUMNS,
+    FINDING_COLUMNS,
+    explain,
+    new_findings,
+    new_params,
+    search_events,
+    unknown_types,
+)
+from ingestor.ops.status import collect_status
+from ingestor.pipeline import Reporter
+
+TERMINAL_LIMIT = 100
+"""Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
+
+CATALOG_URL = "https://interchange.shadowserver.org/schema/reports.json"
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class InputError(click.ClickException):
+    """Bad input found after parsing (e.g. a report type nobody knows): one line, exit code 2."""
+
+    exit_code = 2
+
+
+if TYPE_CHECKING:
+    _ParamType = click.ParamType[Any, str]  # generic since click 8.2
+else:
+    _ParamType = click.ParamType
+
+
+class Parsed(_ParamType):
+    """A click type from one of :mod:`ingestor.ops.filters`' parsers (``ValueError`` → usage error)."""
+
+    def __init__(self, name: str, parse: Callable[[str], Any]) -> None:
+        self.name = name
+        self._parse = parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self._parse(value)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _console() -> Console:
+    """Rich output on stdout; piped, wide enough that tables keep their natural width."""
+    return Console(highlight=False, width=None if is_terminal() else PIPED_WIDTH)
+
+
+def _today() -> date:
+    return datetime.now(UTC).date()
+
+
+NETWORK = Parsed("address|cidr", flt.parse_network)
+ASN = Parsed("asn", flt.parse_asn)
+HOSTNAME = Parsed("hostname", flt.parse_hostname)
+TYPE_NAME = Parsed("type", flt.parse_type_name)
+DAY = Parsed("date", lambda value: flt.parse_day(value, _today()))
+
+
+def filter_options(command: F) -> F:
+    """The filters and output options shared by ``search`` and ``new``."""
+    options = [
+        click.option("--ip", "network", type=NETWORK, help="An address or a CIDR network (IPv4 or IPv6)."),
+        click.option("--asn", "asns", type=ASN, multiple=True, help="AS number (64500 or AS64500); repeatable."),
+        click.option("--hostname", type=HOSTNAME, help="Exact hostname, or *.example.com for names below it."),
+        click.option("--type", "types", type=TYPE_NAME, multiple=True, help="Report type; repeatable."),
+        click.option(
+            "--severity", type=click.Choice(SEVERITIES, case_sensitive=False), help="This severity or higher."
+        ),
+        click.option("--tag", help="Text contained in the tag (case-insensitive)."),
+        click.option("--text", help="Text contained anywhere in the raw row (case-insensitive; scans)."),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            help="Output format [default: table on a terminal, csv when piped].",
+        ),
+        click.option(
+            "--limit",
+            type=click.IntRange(min=0),
+            help=f"At most this many rows; 0 = all [default: {TERMINAL_LIMIT} on a terminal, all when piped].",
+        ),
+        click.option("--explain", "show_plan", is_flag=True, help="Print PostgreSQL's query plan instead of rows."),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def _filters(**values: Any) -> flt.EventFilter:
+    hostname = values.get("hostname") or (None, None)
+    try:
+        return flt.EventFilter(
+            network=values.get("network"),
+            asns=tuple(values.get("asns") or ()),
+            hostname=hostname[0],
+            hostname_suffix=hostname[1],
+            types=tuple(dict.fromkeys(values.get("types") or ())),
+            severity=values.get("severity") and values["severity"].lower(),
+            since=values.get("since"),
+            until=values.get("until"),
+            tag=values.get("tag") or None,
+            text=values.get("text") or None,
+        )
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+
+
+def _check_types(rt: Runtime, types: tuple[str, ...]) -> None:
+    if not types:
+        return
+    with rt.require_db().connection() as conn:
+        unknown = unknown_types(conn, load_catalog(), types)
+    if unknown:
+        raise InputError(f"unknown report type {', '.join(unknown)}: not in the catalog and never loaded (see `types`)")
+
+
+def _limit(limit: int | None) -> int | None:
+    if limit is None:
+        return TERMINAL_LIMIT if is_terminal() else None
+    return limit or None
+
+
+def _emit(
+    rows_of: Callable[[int | None, bool], Generator[dict[str, Any], None, None]],
+    columns: tuple[str, ...],
+    fmt: str | None,
+    limit: int | None,
+    title: str,
+) -> int:
+    """Stream rows to stdout; on a terminal, say when the limit cut the output."""
+    fmt = fmt or ("table" if is_terminal() else "csv")
+    wanted = _limit(limit)
+    rows = rows_of(None if wanted is None else wanted + 1, fmt in ("json", "ndjson"))
+    more = False
+
+    def limited() -> Iterator[dict[str, Any]]:
+        nonlocal more
+        for count, row in enumerate(rows):
+            if wanted is not None and count >= wanted:
+                more = True
+                return
+            yield row
+
+    try:
+        written = write_rows(limited(), columns, fmt, sys.stdout, title=title if fmt == "table" else None)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    finally:
+        rows.close()
+    if more and (is_terminal() or sys.stderr.isatty()):
+        click.echo(f"{written} rows shown; more match (--limit 0 shows all)", err=True)
+    return written
+
+
+@click.command()
+@click.option("--since", type=DAY, help="Report date from (YYYY-MM-DD, today, yesterday, 7d).")
+@click.option("--until", type=DAY, help="Report date up to, inclusive.")
+@filter_options
+@handle_errors
+def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+    """Events matching every given filter, newest report date first.
+
+    \b
+    Indexes: --ip idx_ss_events_ip; --asn idx_ss_events_asn; --hostname (exact) idx_ss_events_hostname;
+    --type (with --since/--until) the unique key; --since/--until idx_ss_events_report_date.
+    --severity, --tag, --text and --hostname '*.domain' have no index of their own.
+    """
+    filters = _filters(**values)
+    with runtime(need_db=True) as rt:
+        _check_types(rt, filters.types)
+        db = rt.require_db()
+        if show_plan:
+            with db.connection() as conn:
+                click.echo("\n".join(explain(conn, "search_events", filters.params(_limit(limit)))))
+            return
+        with db.connection() as conn:
+            title = f"events: {filters.describe()}"
+            _emit(lambda n, raw: search_events(conn, filters, n, with_raw=raw), EVENT_COLUMNS, fmt, limit, title)
+
+
+@click.command()
+@click.option("--since", type=DAY, required=True, help="First day of the window (YYYY-MM-DD, today, yesterday, 7d).")
+@click.option("--until", type=DAY, help="Last day of the window, inclusive [default: today].")
+@filter_options
+@handle_errors
+def new(since: date, until: date | None, fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+    """Findings first seen between --since and --until: absent from every earlier report date.
+
+    A finding is a report type plus its subject IP and service port (or the type's natural key). Each
+    is shown with the event that first reported it; the filters apply to that event.
+    """
+    filters = _filters(**values)
+    until = until or _today()
+    if since > until:
+        raise InputError(f"--since {since} is after --until {until}")
+    with runtime(need_db=True) as rt:
+        _check_types(rt, filters.types)
+        db = rt.require_db()
+        if show_plan:
+            with db.connection() as conn:
+                plan = explain(conn, "new_findings", new_params(filters, since, until, _limit(limit)))
+            click.echo("\n".join(plan))
+            return
+        title = f"new findings {since} to {until}: {filters.describe()}"
+        with db.connection() as conn:
+            _emit(
+                lambda n, raw: new_findings(conn, filters, since, until, n, with_raw=raw),
+                FINDING_COLUMNS,
+                fmt,
+                limit,
+                title,
+            )
+
+
+@click.command("import")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--type", "report_type", type=TYPE_NAME, help="Report type of every file (else from its name).")
+@click.option("--date", "report_date", type=DAY, help="Report date of every file (else from its name).")
+@click.option("--force", is_flag=True, help="Load files again even if already imported (rows stay deduplicated).")
+@handle_errors
+def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: date | None, force: bool) -> None:
+    """Load local report files: CSV, .csv.gz, or .zip archives of CSVs; directories recursively.
+
+    The report type and date come from each file name (YYYY-MM-DD-<type>-<id>.csv, inside a .gz or
+    .zip too) unless given. Files already imported (same content) are skipped unless --force. Exit
+    codes: 0 all loaded or skipped, 4 some failed, 1 none could be loaded, 3 another ingestor is running.
+    """
+    plan = plan_import(list(paths), report_type=report_type, report_date=report_date)
+    for problem in plan.problems:
+        click.echo(f"error: {problem}", err=True)
+    for duplicate in plan.duplicates:
+        click.echo(f"skipped {duplicate}", err=True)
+    with runtime(need_db=True) as rt, ExitStack() as stack:
+        if report_type:
+            _check_types(rt, (report_type,))
+        reporter: Reporter | None = None
+        if is_terminal() and plan.reports:
+            reporter = stack.enter_context(RichReporter())
+        outcome = run_import(rt.settings, rt.require_db(), plan, force=force, stop=rt.stop, reporter=reporter)
+    if outcome.result is not None:
+        print_result(outcome.result)
+    if outcome.already_loaded:
+        click.echo(
+            f"{len(outcome.already_loaded)} file(s) already imported, skipped (--force loads them again): "
+            + ", ".join(outcome.already_loaded),
+            err=True,
+        )
+    code = outcome.result.exit_code if outcome.result is not None else 0
+    if plan.problems:
+        click.echo(f"{len(plan.problems)} path(s) could not be imported", err=True)
+        usable = outcome.result is not None and (outcome.result.totals.files_loaded or outcome.already_loaded)
+        code = max(code, 4) if usable else 1
+    sys.exit(code)
+
+
+@click.command()
+@click.option("--days", type=click.IntRange(min=1, max=366), default=7, show_default=True, help="Days shown.")
+@click.option("--runs", type=click.IntRange(min=1, max=1000), default=10, show_default=True, help="Runs shown.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def status(days: int, runs: int, as_json: bool) -> None:
+    """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
+    with runtime(need_db=True) as rt:
+        db = rt.require_db()
+        with db.connection() as conn:
+            data = collect_status(conn, days=days, runs=runs)
+        data["database"]["ingestion_lock"] = IngestionLock(db).holder()
+    if as_json:
+        click.echo(json.dumps(json_value(data), indent=2))
+    else:
+        render_status(data, _console())
+
+
+@click.command()
+@click.option("--api", "ask_api", is_flag=True, help="Also ask the API (reports/subscribed, reports/types).")
+@click.option("--seen", is_flag=True, help="Only types with events or ledger entries.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def types(ask_api: bool, seen: bool, as_json: bool) -> None:
+    """Report types: the catalog's, those in the database (with event counts), unknown ones, the API's."""
+    with runtime(need_db=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
+        data = collect_types(conn, load_catalog(), rt.client if ask_api else None)
+    if seen:
+        data["types"] = [item for item in data["types"] if item["events"] or item["files"]]
+    if as_json:
+        click.echo(json.dumps(json_value(data), indent=2))
+    else:
+        render_types(data, _console())
+
+
+@click.group()
+def catalog() -> None:
+    """The report-type catalog (columns, subject side and default severity of every type)."""
+
+
+@catalog.command()
+@click.option("--from", "source", default=CATALOG_URL, show_default=True, help="reports.json file or URL.")
+@click.option(
+    "--to", "target", type=click.Path(path_type=Path, dir_okay=False), help="Catalog file [default: the shipped one]."
+)
+@handle_errors
+def refresh(source: str, target: Path | None) -> None:
+    """Rebuild the catalog from Shadowserver's published reports.json; print added and removed types."""
+    import httpx
+
+    from ingestor.catalog import refresh as catalog_refresh
+
+    target = target or catalog_refresh.shipped_catalog_path()
+    try:
+        result, added, removed = catalog_refresh.refresh(source, target)
+    except httpx.HTTPError as exc:
+        raise click.ClickException(f"cannot fetch {source}: {exc}") from None
+    except OSError as exc:
+        raise click.ClickException(f"{exc.filename or source}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise click.ClickException(f"{source}: {exc}") from None
+    click.echo(f"{len(result)} report types written to {target}")
+    click.echo(f"added: {', '.join(added) or 'none'}")
+    click.echo(f"removed: {', '.join(removed) or 'none'}")
+
+
+@click.command()
+@click.option("--older-than", "days", type=click.IntRange(min=1), help="Days to keep [default: RETENTION_DAYS].")
+@click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
+@click.option("--batch", type=click.IntRange(min=1), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
+@click.option("--ledger-older-than", type=click.IntRange(min=0), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
+@click.option("--audit-older-than", type=click.IntRange(min=0), help="Audit days [default: AUDIT_RETENTION_DAYS].")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@handle_errors
+def prune(
+    days: int | None,
+    dry_run: bool,
+    batch: int | None,
+    ledger_older_than: int | None,
+    audit_older_than: int | None,
+    as_json: bool,
+) -> None:
+    """Delete events whose report date is more than --older-than days before today (UTC), in short batches.
+
+    Ingestion goes on meanwhile. Findings keep their history; the ledger and the audit log are kept
+    unless their own retention is set (0 = keep). Each prune is recorded in ss_ingestion_log (kind
+    prune, events deleted in events_skipped).
+    """
+    with runtime(need_db=True) as rt:
+        settings = rt.settings
+        days = days or settings.retention_days
+        if not days:
+            raise click.UsageError("give --older-than DAYS (or set RETENTION_DAYS)")
+        try:
+            result = prune_events(
+                rt.require_db(),
+                days,
+                dry_run=dry_run,
+                batch=batch or settings.retention_batch_rows,
+                ledger_days=settings.ledger_retention_days if ledger_older_than is None else ledger_older_than,
+                audit_days=settings.audit_retention_days if audit_older_than is None else audit_older_than,
+                stop=rt.stop,
+            )
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+    if as_json:
+        click.echo(json.dumps(json_value(result.as_dict()), indent=2))
+    else:
+        render_prune(result, _console())
+    sys.exit(result.exit_code)
+
+
+COMMANDS = (status, search, new, import_files, types, catalog, prune)
+"""Registered on the main group by ``ingestor.cli``."""

@@ -1,0 +1,197 @@
+"""Human views of ``status``, ``types`` and ``prune``: rich tables with readable numbers.
+
+On a terminal they are coloured; piped, rich drops colours and the layout stays plain text. Scripts use
+``--json`` instead.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from ingestor.ops.formats import human_bytes, human_count, human_seconds
+from ingestor.ops.retention import PruneResult
+
+PRUNE_DATES_SHOWN = 20
+
+_STATUS_COLOURS = {"success": "green", "loaded": "green", "running": "yellow", "partial": "yellow"}
+
+
+def _status(status: str | None) -> str:
+    colour = _STATUS_COLOURS.get(status or "", "red")
+    return f"[{colour}]{status}[/]"
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
+    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
+    for column in columns:
+        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
+    return table
+
+
+def render_status(data: dict[str, Any], console: Console) -> None:
+    """The status report as a summary line and tables."""
+    db = data["database"]
+    first, last = db["first_report_date"], db["last_report_date"]
+    console.print(
+        f"[bold]database[/] {human_bytes(db['size_bytes'])} (events {human_bytes(db['events_bytes'])}, "
+        f"~{human_count(db['events_estimate'])} events, ~{human_count(db['findings_estimate'])} findings"
+        + (f", report dates {first} to {last}" if first else ", no events")
+        + f"); schema {db['schema_version']}; last successful run {_when(db['last_success'])}"
+    )
+    holder = db.get("ingestion_lock")
+    console.print(f"ingesting now: {holder}" if holder else "ingesting now: no")
+    runs = _table(
+        "latest runs",
+        "run",
+        "kind",
+        "status",
+        "started (UTC)",
+        "took",
+        "files new/loaded/failed",
+        "inserted",
+        "duplicate",
+        "rejected",
+        "note",
+        right=("run", "took", "inserted", "duplicate", "rejected"),
+    )
+    for run in data["runs"]:
+        note = run["error"] or ""
+        if run["kind"] == "prune":
+            note = f"deleted {human_count(run['rows_deleted'])} events" + (f"; {note}" if note else "")
+        runs.add_row(
+            str(run["id"]),
+            run["kind"] or "-",
+            _status(run["status"]),
+            _when(run["started"]),
+            human_seconds(run["seconds"]),
+            f"{run['files_new']}/{run['files_loaded']}/{run['files_failed']}",
+            human_count(run["rows_inserted"]),
+            human_count(run["rows_duplicate"]),
+            human_count(run["rows_rejected"]),
+            note,
+        )
+    console.print(runs if data["runs"] else "no runs recorded yet")
+    if data["failed_files"]:
+        failed = _table("files that failed", "file", "type", "date", "status", "attempts", "error", right=("attempts",))
+        for item in data["failed_files"]:
+            failed.add_row(
+                item["file_name"] or "-",
+                item["report_type"],
+                str(item["report_date"]),
+                _status(item["status"]),
+                str(item["attempts"]),
+                item["error"] or "",
+            )
+        console.print(failed)
+    if data["unknown_types"]:
+        unknown = _table(
+            "report types not in the catalog (loaded with the generic mapping; try `catalog refresh`)",
+            "type",
+            "files",
+            "rows inserted",
+            "first date",
+            "last date",
+            right=("files", "rows inserted"),
+        )
+        for item in data["unknown_types"]:
+            unknown.add_row(
+                item["report_type"],
+                human_count(item["files"]),
+                human_count(item["rows_inserted"]),
+                str(item["first_date"]),
+                str(item["last_date"]),
+            )
+        console.print(unknown)
+    _render_rows_by_type(data["rows_by_type"], console)
+
+
+def _render_rows_by_type(pivot: dict[str, Any], console: Console) -> None:
+    days = pivot["days"]
+    if not pivot["types"]:
+        console.print(f"no events with report dates {pivot['since']} to {pivot['until']}")
+        return
+    labels = [day.strftime("%m-%d") for day in days]
+    table = _table(
+        f"events per report type and report date ({pivot['since']} to {pivot['until']})",
+        "type",
+        *labels,
+        "total",
+        right=(*labels, "total"),
+    )
+    for entry in pivot["types"]:
+        cells = [human_count(entry["by_date"].get(day.isoformat())) for day in days]
+        table.add_row(entry["report_type"], *cells, human_count(entry["total"]))
+    console.print(table)
+
+
+def render_types(data: dict[str, Any], console: Console, *, seen_only: bool = False) -> None:
+    """The report-type inventory as one table, then what the API said."""
+    api = data["api"]
+    columns = ["type", "family", "severity", "events", "last date", "files", "note"]
+    table = _table(f"report types (catalog: {data['catalog']['types']} types)", *columns, right=("events", "files"))
+    shown = 0
+    for item in data["types"]:
+        if seen_only and not (item["events"] or item["files"]):
+            continue
+        notes = []
+        if not item["in_catalog"]:
+            notes.append("[yellow]not in the catalog[/]")
+        if api is not None:
+            notes.append("offered" if item["offered"] else "[dim]not offered[/]")
+        table.add_row(
+            item["type"],
+            item["family"] or "-",
+            item["default_severity"] or "-",
+            human_count(item["events"]) if item["events"] else "",
+            str(item["last_date"] or ""),
+            human_count(item["files"]) if item["files"] else "",
+            ", ".join(notes),
+        )
+        shown += 1
+    console.print(table if shown else "no report type seen in the database yet")
+    if data["unknown_types"]:
+        console.print(f"[yellow]types seen but not in the catalog:[/] {', '.join(data['unknown_types'])}")
+    if api is not None:
+        console.print(f"subscribed (reports/subscribed): {', '.join(api['subscribed']) or 'none'}")
+        console.print(f"offered (reports/types): {len(api['offered'])} types")
+
+
+def render_prune(result: PruneResult, console: Console) -> None:
+    """What a prune removed, or would remove."""
+    verb = "would delete" if result.dry_run else "deleted"
+    days = sorted(result.events_by_date)
+    span = f" of {len(days)} report dates ({days[0]} to {days[-1]})" if days else ""
+    if days:
+        table = _table(f"events before {result.cutoff}", "report date", "events", right=("events",))
+        for day in days[:PRUNE_DATES_SHOWN]:
+            table.add_row(str(day), human_count(result.events_by_date[day]))
+        if len(days) > PRUNE_DATES_SHOWN:
+            table.add_row(f"... {len(days) - PRUNE_DATES_SHOWN} more dates", "")
+        console.print(table)
+    line = (
+        f"{_status(result.status) if not result.dry_run else '[bold]dry run[/]'}: {verb} "
+        f"{human_count(result.events)} events before {result.cutoff}{span}, "
+        f"{human_count(result.reports)} report counters"
+    )
+    if result.ledger_cutoff:
+        line += f", {human_count(result.ledger_files)} ledger entries before {result.ledger_cutoff}"
+    if result.audit_before:
+        line += f", {human_count(result.audit_runs)} audit rows before {_when(result.audit_before)}"
+    if result.dry_run:
+        line += "; nothing was changed"
+    else:
+        line += (
+            f" in {human_seconds(result.seconds)} ({result.batches} batches, longest {result.max_batch_seconds:.2f} s;"
+            f" run {result.run_id})"
+        )
+    console.print(line)
+    if result.error:
+        console.print(f"[red]error:[/] {result.error}")

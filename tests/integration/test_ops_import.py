@@ -1,0 +1,188 @@
+"""``import``: local report files (plain, gzip, zip, directories) load every row once, through the same
+ledger and audit as API files; a re-import inserts nothing; bad paths are one line each."""
+
+from __future__ import annotations
+
+import gzip
+import logging
+import shutil
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from click.testing import CliRunner, Result
+
+from ingestor.cli import main
+from ingestor.db.connect import Database
+from ingestor.db.lock import IngestionLock
+from ingestor.simulator import Report
+
+from fixtures.sim import RunningSimulator
+
+MakeSim = Callable[..., RunningSimulator]
+
+
+def invoke(url: str, *args: str) -> Result:
+    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in ("ingestor", "psycopg")]
+    levels = [(logger, logger.level, logger.propagate) for logger, _ in saved]
+    try:
+        return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
+    finally:
+        for logger, handlers in saved:
+            logger.handlers[:] = handlers
+        for logger, level, propagate in levels:
+            logger.setLevel(level)
+            logger.propagate = propagate
+
+
+@pytest.fixture(autouse=True)
+def _no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+
+
+def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url, autocommit=True) as conn:
+        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
+
+
+def mail_folder(sim: RunningSimulator, folder: Path) -> list[Report]:
+    """The simulator's files as an e-mail archive: plain CSVs, gzip files and a zip of several CSVs."""
+    reports = sorted(sim.reports(), key=lambda r: r.file)
+    (folder / "inbox" / "old").mkdir(parents=True)
+    with zipfile.ZipFile(folder / "inbox" / "attachments.zip", "w", zipfile.ZIP_DEFLATED) as archive:
+        for number, report in enumerate(reports):
+            source = sim.sim.path_of(report)
+            if number % 3 == 0:
+                shutil.copyfile(source, folder / "inbox" / report.file)
+            elif number % 3 == 1:
+                (folder / "inbox" / "old" / f"{report.file}.gz").write_bytes(gzip.compress(source.read_bytes()))
+            else:
+                archive.write(source, f"reports/{report.file}")
+    return reports
+
+
+def test_a_directory_of_plain_gzip_and_zip_files_loads_every_row_once(
+    make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=2, rows=15)
+    reports = mail_folder(sim, tmp_path)
+    expected = sum(report.row_count for report in reports)
+    assert len(reports) >= 9
+
+    result = invoke(migrated_db_url, "import", str(tmp_path / "inbox"))
+
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(expected,)]
+    ledger = query(migrated_db_url, "SELECT file_name, source, status, rows_inserted, source_key FROM ss_report_files")
+    assert {row[0]: row[3] for row in ledger} == {report.file: report.row_count for report in reports}
+    assert {(row[1], row[2]) for row in ledger} == {("import", "loaded")}
+    assert all(row[4].startswith("file:") for row in ledger)
+    by_slice = query(migrated_db_url, "SELECT report_type, report_date, count(*) FROM ss_events GROUP BY 1, 2")
+    assert {(t, d): n for t, d, n in by_slice} == {(r.type, r.date): r.row_count for r in reports}
+    ((kind, status, found, inserted, loaded),) = query(
+        migrated_db_url, "SELECT kind, status, reports_found, events_ingested, files_loaded FROM ss_ingestion_log"
+    )
+    assert (kind, status, found, inserted, loaded) == ("import", "success", len(reports), expected, len(reports))
+
+    again = invoke(migrated_db_url, "import", str(tmp_path / "inbox"))
+
+    assert again.exit_code == 0
+    assert f"{len(reports)} file(s) already imported, skipped" in again.stderr
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(expected,)]
+    assert query(migrated_db_url, "SELECT count(*), sum(attempts) FROM ss_report_files") == [
+        (len(reports), len(reports))
+    ]
+    last = query(migrated_db_url, "SELECT files_new, events_ingested FROM ss_ingestion_log ORDER BY id DESC LIMIT 1")
+    assert last == [(0, 0)]
+
+
+def test_force_loads_again_and_inserts_nothing_new(
+    make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=1, rows=10, types=("scan_ssl",))
+    (report,) = sim.reports()
+    path = tmp_path / report.file
+    shutil.copyfile(sim.sim.path_of(report), path)
+    assert invoke(migrated_db_url, "import", str(path)).exit_code == 0
+
+    forced = invoke(migrated_db_url, "import", "--force", str(path))
+
+    assert forced.exit_code == 0 and "already imported" not in forced.stderr
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(report.row_count,)]
+    assert query(migrated_db_url, "SELECT attempts, status FROM ss_report_files") == [(2, "loaded")]
+    last = query(
+        migrated_db_url,
+        "SELECT files_loaded, events_ingested, rows_duplicate FROM ss_ingestion_log ORDER BY id DESC LIMIT 1",
+    )
+    assert last == [(1, 0, report.row_count)]
+
+
+def test_type_and_date_flags_name_a_file_whose_name_does_not(
+    make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=1, rows=6, types=("blocklist",))
+    (report,) = sim.reports()
+    path = tmp_path / "export from mail.csv"
+    shutil.copyfile(sim.sim.path_of(report), path)
+
+    result = invoke(migrated_db_url, "import", "--type", "blocklist", "--date", "2026-10-01", str(path))
+
+    assert result.exit_code == 0, result.stderr
+    assert query(migrated_db_url, "SELECT DISTINCT report_type, report_date::text FROM ss_events") == [
+        ("blocklist", "2026-10-01")
+    ]
+
+
+def test_bad_paths_are_one_line_each_and_the_others_load(
+    make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=1, rows=5, types=("scan_ssl",))
+    (report,) = sim.reports()
+    good = tmp_path / report.file
+    shutil.copyfile(sim.sim.path_of(report), good)
+    nameless = tmp_path / "export.csv"
+    shutil.copyfile(good, nameless)
+    broken = tmp_path / "2026-11-18-scan_http-org-geo.csv.gz"
+    broken.write_bytes(gzip.compress(good.read_bytes())[:30])
+
+    result = invoke(migrated_db_url, "import", str(good), str(nameless), str(broken), str(tmp_path / "missing.zip"))
+
+    assert result.exit_code == 4
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 3 and "Traceback" not in result.stderr
+    assert any("export.csv" in line and "--type and --date" in line for line in errors)
+    assert any("scan_http-org-geo.csv.gz" in line and "cannot read" in line for line in errors)
+    assert any("missing.zip" in line and "no such file" in line for line in errors)
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(report.row_count,)]
+
+    only_bad = invoke(migrated_db_url, "import", str(broken))
+    assert only_bad.exit_code == 1 and only_bad.stderr.count("error:") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--type", "scan_nosuchthing"], "unknown report type scan_nosuchthing"),
+        (["--type", "Scan SSL"], "not a report type name"),
+        (["--date", "2026-02-30"], "not a date"),
+        ([], "Missing argument"),
+    ],
+)
+def test_bad_flags_exit_2_with_one_line(migrated_db_url: str, tmp_path: Path, args: list[str], message: str) -> None:
+    path = tmp_path / "2026-11-18-scan_ssl-org-geo.csv"
+    path.write_text("timestamp,ip,port\n2026-11-18 01:00:00Z,192.0.2.1,443\n")
+    result = invoke(migrated_db_url, "import", *args, *([str(path)] if args else []))
+    assert result.exit_code == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(0,)]
+
+
+def test_import_waits_for_no_one_when_another_ingestor_holds_the_lock(migrated_db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "2026-11-18-scan_ssl-org-geo.csv"
+    path.write_text("timestamp,ip,port\n2026-11-18 01:00:00Z,192.0.2.1,443\n")
+    with Database(migrated_db_url) as db, IngestionLock(db):
+        result = invoke(migrated_db_url, "import", str(path))
+    assert result.exit_code == 3 and "another ingestor instance" in result.stderr
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(0,)]

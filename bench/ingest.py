@@ -270,7 +270,7 @@ class Bench:
                 conn.execute(definition)  # type: ignore[arg-type]
             conn.execute(
                 "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen)"
-                " SELECT report_type, ip::text || '|' || COALESCE(port::text, ''), MIN(report_date),"
+                " SELECT report_type, abbrev(ip) || '|' || COALESCE(port::text, ''), MIN(report_date),"
                 " MAX(report_date), COUNT(*) FROM ss_events GROUP BY 1, 2"
             )
             conn.execute("VACUUM ANALYZE ss_events")

@@ -100,7 +100,7 @@ ORDER BY j
 
 FILL_FINDINGS = """
 INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen, first_event_id, last_event_id)
-SELECT report_type, ip::text || '|' || COALESCE(port::text, ''), MIN(report_date), MAX(report_date), COUNT(*),
+SELECT report_type, abbrev(ip) || '|' || COALESCE(port::text, ''), MIN(report_date), MAX(report_date), COUNT(*),
        MIN(id), MAX(id)
 FROM ss_events
 GROUP BY 1, 2

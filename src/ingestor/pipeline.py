@@ -170,7 +170,7 @@ class Ingestor:
         self,
         settings: Settings,
         db: Database,
-        client: ShadowserverClient,
+        client: ShadowserverClient | None,
         *,
         catalog: Catalog | None = None,
         stop: threading.Event | None = None,
@@ -181,7 +181,7 @@ class Ingestor:
         self.db = db
         self.client = client
         self.catalog = catalog or load_catalog()
-        self.stop = stop or client.retry.stop
+        self.stop = stop or (client.retry.stop if client else threading.Event())
         self.reporter: Reporter = reporter or NullReporter()
         self.today = today
 
@@ -204,8 +204,12 @@ class Ingestor:
     def run(self, kind: str, window: tuple[date, date]) -> RunResult:
         """List ``window``, load every new file, and record the run. Never raises for a file's failure."""
 
+        client = self.client
+        if client is None:
+            raise ValueError("listing needs an API client")
+
         def discover() -> list[ReportSource]:
-            return [ApiReport(item, self.client) for item in self._list(window)]
+            return [ApiReport(item, client) for item in self._list(window, client)]
 
         return self._run(kind, window, discover, delay=self.settings.request_delay)
 
@@ -274,9 +278,9 @@ class Ingestor:
             )
         return result
 
-    def _list(self, window: tuple[date, date]) -> list[ReportItem]:
+    def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
         settings = self.settings
-        items, invalid = self.client.list_reports(
+        items, invalid = client.list_reports(
             window[0],
             window[1],
             subscriptions=settings.subscriptions,
@@ -288,7 +292,7 @@ class Ingestor:
             items, invalid = [], 0
             day = window[0]
             while day <= window[1]:
-                day_items, day_invalid = self.client.list_reports(
+                day_items, day_invalid = client.list_reports(
                     day,
                     day,
                     subscriptions=settings.subscriptions,

@@ -232,13 +232,13 @@ def test_findings_track_first_and_last_seen_in_any_load_order(migrated_db_url: s
         load(conn, day_file(21, ["192.0.2.2", "192.0.2.3"]), day=date(2026, 11, 21))
         load(conn, day_file(19, ["192.0.2.3"]), day=date(2026, 11, 19))  # a late backfill of an older day
         assert _findings(conn) == {
-            "192.0.2.1/32|443": (date(2026, 11, 20), date(2026, 11, 20), 1),
-            "192.0.2.2/32|443": (date(2026, 11, 20), date(2026, 11, 21), 2),
-            "192.0.2.3/32|443": (date(2026, 11, 19), date(2026, 11, 21), 2),
+            "192.0.2.1|443": (date(2026, 11, 20), date(2026, 11, 20), 1),
+            "192.0.2.2|443": (date(2026, 11, 20), date(2026, 11, 21), 2),
+            "192.0.2.3|443": (date(2026, 11, 19), date(2026, 11, 21), 2),
         }
         first_ip = conn.execute(
             "SELECT e.ip::text, e.report_date FROM ss_findings f JOIN ss_events e ON e.id = f.first_event_id"
-            " WHERE f.finding_key = '192.0.2.3/32|443'"
+            " WHERE f.finding_key = '192.0.2.3|443'"
         ).fetchone()
         assert first_ip == ("192.0.2.3/32", date(2026, 11, 19))
 
@@ -258,4 +258,4 @@ def test_findings_ignore_ephemeral_client_ports_and_use_natural_keys_without_ip(
         assert load(conn, sinkhole, report_type="event4_sinkhole").inserted == 2
         assert load(conn, accounts, report_type="compromised_account").inserted == 2
         findings = conn.execute("SELECT report_type, finding_key, times_seen FROM ss_findings ORDER BY 1").fetchall()
-        assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9/32", 2)]
+        assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9", 2)]

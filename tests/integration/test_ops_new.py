@@ -72,7 +72,7 @@ def new_keys(url: str, *args: str) -> set[tuple[str, str]]:
 
 
 def ssl(ip: str, port: int) -> tuple[str, str]:
-    return ("scan_ssl", f"{ip}/32|{port}")
+    return ("scan_ssl", f"{ip}|{port}")
 
 
 @pytest.fixture
@@ -98,10 +98,10 @@ def test_new_returns_exactly_the_findings_absent_before_the_window(three_days: s
     day2 = {
         ssl("192.0.2.3", 443),
         ssl("192.0.2.2", 8443),
-        ("scan_rdp", "192.0.2.1/32|3389"),
+        ("scan_rdp", "192.0.2.1|3389"),
         ("compromised_account", "a@example.com"),
     }
-    day3 = {("scan_ssl", "2001:db8::4/128|443"), ("compromised_account", "b@example.com")}
+    day3 = {("scan_ssl", "2001:db8::4|443"), ("compromised_account", "b@example.com")}
     assert new_keys(url, "--since", str(D2), "--until", str(D2)) == day2
     assert new_keys(url, "--since", str(D3), "--until", str(D3)) == day3
     assert new_keys(url, "--since", str(D2), "--until", str(D3)) == day2 | day3
@@ -120,16 +120,16 @@ def test_new_shows_the_first_event_and_applies_the_filters_to_it(three_days: str
     assert new_keys(url, "--since", str(D2), "--until", str(D3), "--severity", "high") == {
         ssl("192.0.2.3", 443),
         ssl("192.0.2.2", 8443),
-        ("scan_ssl", "2001:db8::4/128|443"),
+        ("scan_ssl", "2001:db8::4|443"),
         ("compromised_account", "a@example.com"),
         ("compromised_account", "b@example.com"),
     }
-    assert new_keys(url, "--since", str(D2), "--type", "scan_rdp") == {("scan_rdp", "192.0.2.1/32|3389")}
-    assert new_keys(url, "--since", str(D2), "--ip", "2001:db8::/32") == {("scan_ssl", "2001:db8::4/128|443")}
+    assert new_keys(url, "--since", str(D2), "--type", "scan_rdp") == {("scan_rdp", "192.0.2.1|3389")}
+    assert new_keys(url, "--since", str(D2), "--ip", "2001:db8::/32") == {("scan_ssl", "2001:db8::4|443")}
     assert new_keys(url, "--since", str(D2), "--hostname", "*.example.com", "--type", "scan_ssl") == {
         ssl("192.0.2.3", 443),
         ssl("192.0.2.2", 8443),
-        ("scan_ssl", "2001:db8::4/128|443"),
+        ("scan_ssl", "2001:db8::4|443"),
     }
 
 

@@ -156,3 +156,33 @@ def test_serve_runs_the_first_cycle_at_once_and_returns_on_stop_releasing_the_lo
     probe = IngestionLock(db)
     assert probe.try_acquire()
     probe.release()
+
+
+def test_retention_runs_after_a_cycle_at_most_every_few_hours_and_is_not_a_cycle(
+    db: Database, migrated_db_url: str
+) -> None:
+    now = [0.0]
+    config = settings(BACKFILL_DAYS="5", RETENTION_DAYS="30")
+    scheduler = Scheduler(config, db, FakeIngestor(config), HealthState(), threading.Event(), clock=lambda: now[0])  # type: ignore[arg-type]
+    insert = (
+        "INSERT INTO ss_events (report_type, report_date, raw_data, event_hash)"
+        " VALUES ('scan_ssl', current_date - {age}, '{{}}', md5(random()::text))"
+    )
+    for age in (400, 31, 29, 0):
+        execute(migrated_db_url, insert.format(age=age))
+    pruned = scheduler.apply_retention()
+    assert pruned is not None and pruned.events == 2
+    assert execute(migrated_db_url, "SELECT count(*) FROM ss_events") == [(2,)]
+    execute(migrated_db_url, insert.format(age=100))
+    now[0] += 3600.0
+    assert scheduler.apply_retention() is None  # too soon
+    now[0] += 6 * 3600.0
+    assert scheduler.apply_retention() is not None
+    assert execute(migrated_db_url, "SELECT count(*) FROM ss_events") == [(2,)]
+    assert execute(migrated_db_url, "SELECT DISTINCT kind, status FROM ss_ingestion_log") == [("prune", "success")]
+    assert scheduler.plan()[0] == BACKFILL  # a prune is not an ingestion cycle
+
+
+def test_retention_is_off_by_default(db: Database) -> None:
+    scheduler, _ = make(db)
+    assert scheduler.apply_retention() is None

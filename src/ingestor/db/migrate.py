@@ -121,7 +121,7 @@ def grant_viewer(conn: psycopg.Connection[Any], role: str) -> bool:
     """Grant the read-only role what IRIS Data Explorer needs, if the role exists; True if granted."""
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
     if not exists:
-        log.info("viewer role %s does not exist; no grants applied", role)
+        log.debug("viewer role %s does not exist; no grants applied", role)
         return False
     ident = sql.Identifier(role)
     tables = [

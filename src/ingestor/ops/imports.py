@@ -26,7 +26,7 @@ from pathlib import Path, PurePosixPath
 from typing import IO, Protocol
 
 from ingestor import audit, ledger
-from ingestor.api.client import FILE_NAME, DownloadResult, ShadowserverClient
+from ingestor.api.client import FILE_NAME, DownloadResult
 from ingestor.config import Settings
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
@@ -257,9 +257,7 @@ def run_import(
             audit.recover_stale(conn)
             states = ledger.file_states(conn, (report.source_key for report in plan.reports))
         already = [r.label for r in plan.reports if (s := states.get(r.source_key)) and s.status == "loaded"]
-        # Imports never call the API; the Ingestor only needs a client for listing and downloading.
-        client = stack.enter_context(ShadowserverClient(settings.api_url, "", "", settings.download_url))
-        ingestor = Ingestor(settings, db, client, stop=stop, reporter=reporter)
+        ingestor = Ingestor(settings, db, None, stop=stop, reporter=reporter)  # imports never call the API
         sources: list[ReportSource] = list(plan.reports)
         result = ingestor.run_files("import", sources, force=force)
     return ImportOutcome(plan, [] if force else already, result)

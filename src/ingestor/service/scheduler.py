@@ -30,6 +30,8 @@ from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
 from ingestor.db.migrate import migrate
 from ingestor.errors import DatabaseError, DatabaseUnavailableError, IngestorError
+from ingestor.ops import retention
+from ingestor.ops.retention import PruneResult
 from ingestor.pipeline import Ingestor
 from ingestor.redaction import redact
 from ingestor.service.health import CycleRecord, HealthState, utc_now
@@ -40,6 +42,8 @@ LOCK_RETRY_SECONDS = 5.0
 """How often a standby instance tries the ingestion lock (at most; shorter intervals retry sooner)."""
 DB_RETRY_SECONDS = 5.0
 """How often the start-up schema check is retried while the database is unreachable."""
+RETENTION_EVERY_SECONDS = 6 * 3600.0
+"""How often the service applies RETENTION_DAYS (after a cycle, at most this often)."""
 
 SCHEDULED = "scheduled"
 BACKFILL = "backfill"
@@ -78,6 +82,7 @@ class Scheduler:
         self.lock_retry = min(LOCK_RETRY_SECONDS, self.interval)
         self._recovered = False
         self._db_problem: str | None = None
+        self._last_retention: float | None = None
 
     # ---- the loop -------------------------------------------------------------------------------
 
@@ -94,6 +99,7 @@ class Scheduler:
                 started = self.clock()
                 if status is LockStatus.HELD:
                     self.run_cycle()
+                    self.apply_retention()
                 else:
                     self.record_unavailable()
                 next_due = self.next_due(started)
@@ -205,6 +211,23 @@ class Scheduler:
             record = self._failed(kind, f"unexpected {type(exc).__name__}: {_first_line(exc)}")
         self.state.cycle_finished(record)
         return record
+
+    def apply_retention(self) -> PruneResult | None:
+        """Prune events older than RETENTION_DAYS, after a cycle and at most every few hours; never raises."""
+        if self.settings.retention_days <= 0 or self.stop.is_set():
+            return None
+        now = self.clock()
+        if self._last_retention is not None and now - self._last_retention < RETENTION_EVERY_SECONDS:
+            return None
+        self._last_retention = now
+        try:
+            result = retention.apply_retention(self.db, self.settings, stop=self.stop)
+        except (IngestorError, psycopg.Error) as exc:
+            log.warning("retention skipped this time: %s", _first_line(exc))
+            return None
+        if result is not None and result.events:
+            log.info("retention: %d event(s) older than %s deleted (%s)", result.events, result.cutoff, result.status)
+        return result
 
     def record_unavailable(self) -> CycleRecord:
         """Count a cycle that could not start because the database is unreachable."""

@@ -43,7 +43,7 @@ INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, t
                               last_event_id)
 SELECT %(report_type)s, k.finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(k.id), MAX(k.id)
 FROM (SELECT id,
-             COALESCE(ip::text || CASE WHEN %(key_port)s THEN '|' || COALESCE(port::text, '') ELSE '' END,
+             COALESCE(abbrev(ip) || CASE WHEN %(key_port)s THEN '|' || COALESCE(port::text, '') ELSE '' END,
                       NULLIF(concat_ws('|', raw_data ->> %(key1)s, raw_data ->> %(key2)s), ''),
                       event_hash) AS finding_key
       FROM ss_events
@@ -135,4 +135,6 @@ WHERE status = 'running'
 RETURNING id;
 
 -- name: last_success
-SELECT MAX(run_finished) FROM ss_ingestion_log WHERE status = 'success';
+-- The last successful ingestion cycle (v1.0.0's rows have no kind; imports and prunes are not cycles).
+SELECT MAX(run_finished) FROM ss_ingestion_log
+WHERE status = 'success' AND (kind IS NULL OR kind IN ('scheduled', 'backfill', 'once'));

@@ -2,4 +2,5 @@
 
 from ingestor.cli import main
 
-main()
+if __name__ == "__main__":  # the parse workers' forkserver imports this module too: it must not run the CLI
+    main()

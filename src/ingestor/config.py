@@ -71,7 +71,7 @@ class Settings(BaseModel):
     db_connect_timeout: int = Field(10, ge=1, alias="DB_CONNECT_TIMEOUT")
     embedded_db_dir: Path | None = Field(None, alias="EMBEDDED_DB_DIR")
     viewer_role: str = Field("shadowserver_viewer", alias="VIEWER_ROLE")
-    batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
+    batch_rows: int = Field(5_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
     retention_days: int = Field(0, ge=0, alias="RETENTION_DAYS")
     retention_batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="RETENTION_BATCH_ROWS")
     ledger_retention_days: int = Field(0, ge=0, alias="LEDGER_RETENTION_DAYS")

@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import IO, Any, Protocol
 
 import psycopg
@@ -26,6 +27,7 @@ from ingestor.db.connect import Database
 from ingestor.errors import ApiError, DatabaseError, DownloadError, IngestorError, StopRequested
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
+from ingestor.parse.worker import shared_worker
 from ingestor.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -359,7 +361,9 @@ class Ingestor:
                     run_id=run_id,
                 )
                 self.reporter.file_started(source.label, None)
-                with tempfile.TemporaryFile(prefix="ss-report-", dir=self.settings.work_dir) as spool:
+                with tempfile.NamedTemporaryFile(
+                    prefix="ss-report-", suffix=".csv", dir=self.settings.work_dir
+                ) as spool:
                     outcome = self._fetch_and_load(conn, source, file_id, spool)
             self.reporter.file_finished(outcome)
             return outcome
@@ -370,13 +374,14 @@ class Ingestor:
         outcome = FileOutcome(source.label, source.report_type, source.report_date, "failed")
         fetched = None
         try:
+            shared_worker()  # starts the parse worker (on the first file) while the download runs
             fetched = source.fetch(spool)
+            spool.flush()
             outcome.size_bytes = fetched.size
-            spool.seek(0)
             with conn.transaction():
                 stats = load_report(
                     conn,
-                    spool,
+                    Path(spool.name),
                     report_type=source.report_type,
                     report_date=source.report_date,
                     file_id=file_id,

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import io
+import tempfile
 import uuid
 from collections.abc import Callable
 from datetime import date
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -14,11 +15,13 @@ import pytest
 from ingestor import ledger
 from ingestor.catalog import load_catalog
 from ingestor.db.migrate import available_migrations, migrate
+from ingestor.db.queries import QUERIES
 from ingestor.load import LoadStats, load_report
 
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 CATALOG = load_catalog()
+SPOOL = Path(tempfile.mkdtemp(prefix="ssi-load-test-"))
 DAY = date(2026, 11, 20)
 
 SCAN = (
@@ -48,9 +51,11 @@ def load(
             subscription="",
             run_id=None,
         )
+        path = SPOOL / f"{uuid.uuid4()}.csv"
+        path.write_bytes(data)
         return load_report(
             conn,
-            io.BytesIO(data),
+            path,
             report_type=report_type,
             report_date=day,
             file_id=file_id,
@@ -259,3 +264,22 @@ def test_findings_ignore_ephemeral_client_ports_and_use_natural_keys_without_ip(
         assert load(conn, accounts, report_type="compromised_account").inserted == 2
         findings = conn.execute("SELECT report_type, finding_key, times_seen FROM ss_findings ORDER BY 1").fetchall()
         assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9", 2)]
+
+
+def test_the_duplicate_probe_stays_an_index_probe_per_row_whatever_the_statistics(migrated_db_url: str) -> None:
+    """At 1M rows a plain EXISTS became a hash of the whole report day per batch (PostgreSQL 17+, stale stats)."""
+    rows = b"".join(f'"2026-11-20 01:00:00Z","192.0.{i // 250}.{i % 250}",443\n'.encode() for i in range(3000))
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        load(conn, b'"timestamp","ip","port"\n' + rows, batch_rows=1000)
+        with conn.transaction():
+            conn.execute(QUERIES["create_key_stage"])
+            with conn.cursor().copy(QUERIES["copy_key_stage"]) as copy:
+                copy.write(b"".join(f"{i}\t{i:064x}\t\\N\n".encode() for i in range(5000)))
+            plan = "\n".join(
+                row[0]
+                for row in conn.execute(
+                    "EXPLAIN " + QUERIES["existing_keys"], {"report_type": "scan_ssl", "report_date": DAY}
+                )
+            )
+    assert "hashed" not in plan and "Hash" not in plan, plan
+    assert "Seq Scan on ss_events" not in plan and "ss_events_report_type_report_date_event_hash_key" in plan, plan

@@ -19,16 +19,16 @@ COPY ss_stage_keys (pos, event_hash, legacy_hash) FROM STDIN;
 -- name: existing_keys
 -- Positions (in the batch) of rows already stored: same key (earlier files, or earlier batches of this
 -- file, which the transaction sees), or, for rows with non-ASCII text, the hash v1.0.0 computed after
--- decoding the file as ISO-8859-1.
+-- decoding the file as ISO-8859-1. LATERAL ... LIMIT 1 keeps this one unique-index probe per row: as a
+-- plain EXISTS, PostgreSQL 17+ may hash the whole report day instead (it did, per batch, at 1M rows,
+-- because the statistics cannot know the rows this transaction has just added).
 SELECT s.pos
 FROM ss_stage_keys s
-WHERE EXISTS (SELECT 1 FROM ss_events e
-              WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
-                AND e.event_hash = s.event_hash)
-   OR (s.legacy_hash IS NOT NULL
-       AND EXISTS (SELECT 1 FROM ss_events e
-                   WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
-                     AND e.event_hash = s.legacy_hash));
+CROSS JOIN LATERAL (
+  SELECT 1 FROM ss_events e
+  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
+    AND e.event_hash = ANY (ARRAY[s.event_hash, s.legacy_hash])
+  LIMIT 1) AS stored;
 
 -- name: copy_events
 -- New rows go straight into ss_events: the dedup probe above has removed the rows already stored, and the

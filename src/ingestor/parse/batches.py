@@ -1,0 +1,164 @@
+"""From CSV records to COPY batches: normalise, hash and format each row, count what happened.
+
+This is the CPU-heavy half of loading a file; it runs in a parse worker process (see ``worker.py``) while
+the loader's connection writes the previous batch, so that Python and PostgreSQL use both cores.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from ingestor.catalog import ReportType
+from ingestor.parse.csvfile import CsvProblem, ReportCsv
+from ingestor.parse.normalize import NormalizedRow, Reject, Rejection, RowNormalizer
+
+MAX_REJECTED_SAMPLES = 100
+"""Rejected rows kept per file in ``ss_rejected_rows`` (all are counted)."""
+
+NULL = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRow:
+    line: int
+    reason: str
+    detail: str
+    excerpt: str
+
+
+@dataclass
+class LoadStats:
+    """What became of a file's rows. ``rows_read = inserted + duplicates + rejected``."""
+
+    rows_read: int = 0
+    inserted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    anomalies: Counter[str] = field(default_factory=Counter)
+    rejects: Counter[str] = field(default_factory=Counter)
+    samples: list[RejectedRow] = field(default_factory=list)
+    known_type: bool = True
+    columns_unknown: list[str] = field(default_factory=list)
+    columns_missing: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+    parser_peak_rss_kb: int = 0
+
+    def reject(self, line: int, rejection: Rejection, excerpt: str = "") -> None:
+        self.rejected += 1
+        self.rejects[rejection.reason] += 1
+        if len(self.samples) < MAX_REJECTED_SAMPLES:
+            self.samples.append(RejectedRow(line, rejection.reason, rejection.detail, excerpt[:500]))
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """COPY text of up to ``batch_rows`` rows (repeats inside the batch already dropped) and their keys.
+
+    ``data`` holds one line per row, ``\\n``-terminated (COPY escapes line breaks inside values, so
+    ``data.split(b"\\n")`` recovers the rows); ``keys`` holds ``position, event_hash, legacy_hash`` lines.
+    """
+
+    data: bytes
+    keys: bytes
+    rows: int
+
+
+def copy_text(value: str | None) -> str:
+    """A text value in COPY text format."""
+    return NULL if value is None else value.translate(_COPY_ESCAPES)
+
+
+def _number(value: int | None) -> str:
+    return NULL if value is None else str(value)
+
+
+def copy_line(row: NormalizedRow) -> str:
+    """The row's columns of ``copy_events`` after (report_type, report_date, file_id), in COPY text format."""
+    if row.plain:  # no value contains a backslash, tab or line break: nothing to escape
+        return "\t".join(
+            (
+                row.ip or NULL,
+                _number(row.port),
+                _number(row.asn),
+                row.geo or NULL,
+                row.hostname or NULL,
+                row.tag or NULL,
+                row.severity or NULL,
+                row.event_time or NULL,
+                row.raw_json,
+                row.event_hash,
+            )
+        )
+    return "\t".join(
+        (
+            row.ip or NULL,
+            _number(row.port),
+            _number(row.asn),
+            copy_text(row.geo),
+            copy_text(row.hostname),
+            copy_text(row.tag),
+            copy_text(row.severity),
+            row.event_time or NULL,
+            row.raw_json.replace("\\", "\\\\"),
+            row.event_hash,
+        )
+    )
+
+
+def read_header(stream: IO[bytes]) -> list[str]:
+    """The header of a report file (the stream is left where it was)."""
+    position = stream.tell()
+    try:
+        reader = ReportCsv(stream)
+        header = reader.header
+        reader.close()
+        return header
+    finally:
+        stream.seek(position)
+
+
+def iter_batches(
+    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats
+) -> Iterator[Batch]:
+    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``."""
+    reader = ReportCsv(stream)
+    try:
+        if not reader.header:
+            return
+        normalize = RowNormalizer(report, reader.header)
+        lines: list[str] = []
+        keys: list[str] = []
+        seen: set[str] = set()
+        for record in reader.records():
+            stats.rows_read += 1
+            if isinstance(record, CsvProblem):
+                stats.reject(record.line, Rejection(Reject.CSV_ERROR, record.message))
+                continue
+            row = normalize(record)
+            if isinstance(row, Rejection):
+                stats.reject(reader.line_num, row, ",".join(record))
+                continue
+            if row.anomalies:
+                stats.anomalies.update(row.anomalies)
+            if row.event_hash in seen:  # the same row twice in one batch: a duplicate
+                stats.duplicates += 1
+                continue
+            seen.add(row.event_hash)
+            keys.append(f"{len(lines)}\t{row.event_hash}\t{row.legacy_hash or NULL}\n")
+            lines.append(prefix + copy_line(row))
+            if len(lines) >= batch_rows:
+                yield _batch(lines, keys)
+                lines, keys, seen = [], [], set()
+        if lines:
+            yield _batch(lines, keys)
+    finally:
+        reader.close()
+
+
+def _batch(lines: list[str], keys: list[str]) -> Batch:
+    lines.append("")
+    return Batch("\n".join(lines).encode("utf-8"), "".join(keys).encode("ascii"), len(lines) - 1)

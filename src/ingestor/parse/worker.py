@@ -1,0 +1,158 @@
+"""The parse worker: a separate process that turns report files into COPY batches.
+
+Parsing, normalising and hashing cost Python about as much CPU per row as PostgreSQL spends storing it.
+In a thread they would share the GIL with the connection that feeds PostgreSQL, which then waits for the
+GIL after every network round trip: measured on a 2-core machine, that cost a third of the throughput
+(see the README, "Performance"). In a process of its own the parser runs on one core while PostgreSQL
+runs on the other.
+
+The worker is ``python -m ingestor.parse.worker``, started on the first file and reused for every later
+one; it reads requests on stdin and writes framed pickles on stdout (``multiprocessing.connection``
+framing over plain pipes: no multiprocessing start method, no re-import of the caller's main module).
+For each request, ``(path, report, prefix, batch_rows)``, it sends each
+:class:`~ingestor.parse.batches.Batch`, then the file's :class:`~ingestor.parse.batches.LoadStats` (or a
+:class:`WorkerFailure`). The pipe's capacity bounds memory: the worker blocks until the loader has taken
+the previous batch. A load that stops early (a stop request, an error) kills the worker; the next file
+starts a new one. A worker whose parent dies sees its stdin close and exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from ingestor.catalog import ReportType
+from ingestor.errors import ReportFileError
+from ingestor.parse.batches import Batch, LoadStats, iter_batches
+
+
+@dataclass(frozen=True)
+class ParseRequest:
+    path: str
+    report: ReportType
+    prefix: str
+    batch_rows: int
+
+
+@dataclass(frozen=True)
+class WorkerFailure:
+    """Why the worker could not read a file."""
+
+    message: str
+
+
+def _peak_rss_kb() -> int:
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def serve(requests: Connection, replies: Connection) -> None:
+    """The worker's loop: one request at a time until the parent closes the pipe."""
+    while True:
+        try:
+            request: ParseRequest = requests.recv()
+        except EOFError:
+            return
+        stats = LoadStats()
+        try:
+            with open(request.path, "rb") as stream:
+                for batch in iter_batches(stream, request.report, request.prefix, request.batch_rows, stats):
+                    replies.send(batch)
+        except Exception as exc:  # reported to the loader, which fails the file with this message
+            replies.send(WorkerFailure(f"{type(exc).__name__}: {exc}"))
+            continue
+        stats.parser_peak_rss_kb = _peak_rss_kb()
+        replies.send(stats)
+
+
+class ParseWorker:
+    """The parent's handle on a worker process."""
+
+    def __init__(self) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "ingestor.parse.worker"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+        )
+        assert self._process.stdin is not None and self._process.stdout is not None
+        self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)
+        self._replies = Connection(os.dup(self._process.stdout.fileno()), writable=False)
+        self._process.stdin.close()
+        self._process.stdout.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.poll() is None
+
+    def parse(self, path: Path, report: ReportType, prefix: str, batch_rows: int) -> Iterator[Batch | LoadStats]:
+        """The file's batches in order, then its counts. Stop iterating early only by :meth:`close`."""
+        self._requests.send(ParseRequest(str(path), report, prefix, batch_rows))
+        while True:
+            try:
+                message = self._replies.recv()
+            except EOFError:
+                raise ReportFileError("the parse worker exited before finishing the file") from None
+            if isinstance(message, WorkerFailure):
+                raise ReportFileError(f"cannot read the file: {message.message}")
+            yield message
+            if isinstance(message, LoadStats):
+                return
+
+    def close(self) -> None:
+        """Stop the worker (at once: it may be in the middle of a file) and reap it."""
+        self._requests.close()
+        self._replies.close()
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait(timeout=10)
+
+
+_shared: ParseWorker | None = None
+_shared_lock = threading.Lock()
+
+
+def shared_worker() -> ParseWorker:
+    """This process's worker, started on first use (or again after :func:`discard_worker`)."""
+    global _shared
+    with _shared_lock:
+        if _shared is None or not _shared.alive:
+            _shared = ParseWorker()
+        return _shared
+
+
+def discard_worker() -> None:
+    """Kill the worker, e.g. after a file was abandoned half-way; the next file starts a new one."""
+    global _shared
+    with _shared_lock:
+        if _shared is not None:
+            _shared.close()
+            _shared = None
+
+
+atexit.register(discard_worker)
+
+
+def main() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a Ctrl-C is the loader's to handle; it stops the worker
+    replies = Connection(os.dup(1), readable=False)
+    os.dup2(2, 1)  # a stray print must not corrupt the replies
+    serve(Connection(os.dup(0), writable=False), replies)
+
+
+if __name__ == "__main__":
+    main()

@@ -23,7 +23,10 @@ schema checks excluded; the whole run from listing to the audit row included).
 from __future__ import annotations
 
 import argparse
+import csv
+import hashlib
 import io
+import itertools
 import json
 import os
 import shutil
@@ -99,8 +102,21 @@ sys.argv = ["shadowserver-ingestor", *sys.argv[2:]]
 runpy.run_module("ingestor", run_name="__main__")
 """
 """Runs the CLI and records its peak RSS: VmHWM of the process itself (which starts afresh at exec, unlike
-ru_maxrss), and the largest sum of RSS over the process and its descendants (the parse workers and their
-forkserver), sampled every 50 ms."""
+ru_maxrss), and the largest sum of RSS over the process and its descendants (its parse worker), sampled
+every 50 ms."""
+
+V1_SCHEMA = (Path(__file__).resolve().parents[1] / "src/ingestor/db/migrations/0001_v1_baseline.sql").read_text()
+"""v1.0.0's exact schema, which is our first migration."""
+
+
+def _int(value: str | None) -> int | None:
+    """v1.0.0's int() of a column; values an INTEGER cannot hold become NULL here (v1.0.0 lost the report)."""
+    try:
+        number = int(value) if value else None
+    except ValueError:
+        return None
+    return number if number is None or -(2**31) <= number < 2**31 else None
+
 
 EVENT_COLUMNS = (
     "report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time, raw_data, event_hash"
@@ -162,14 +178,15 @@ class Bench:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(statement)
 
-    def new_database(self, label: str) -> str:
+    def new_database(self, label: str, *, migrated: bool = True) -> str:
         name = f"ssi_bench_{label}_{os.getpid()}"
         self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self._databases.append(name)
         url = psycopg.conninfo.make_conninfo(self.admin_url, dbname=name)
-        with psycopg.connect(url, autocommit=True) as conn:
-            migrate(conn, viewer_role=None)
+        if migrated:
+            with psycopg.connect(url, autocommit=True) as conn:
+                migrate(conn, viewer_role=None)
         return url
 
     def simulator(self, rows: int) -> tuple[Simulator, SimulatorServer]:
@@ -277,6 +294,41 @@ class Bench:
             seconds = time.monotonic() - started
         return Measure("reference COPY", rows, seconds, "pre-formatted rows, same columns and indexes, no dedup")
 
+    def v1_write_path(self, sim: Simulator, rows: int) -> Measure:
+        """v1.0.0's write path on the first ``rows`` rows of the file, into v1.0.0's schema (GIN index too):
+        ``csv.DictReader`` over the decoded text, one ``INSERT ... ON CONFLICT DO NOTHING`` per row, one
+        commit per file (seed-contract.md §9), with psycopg 3 instead of psycopg2."""
+        url = self.new_database("v1", migrated=False)
+        text = sim.path_of(sim.reports()[0]).read_text(encoding="utf-8")
+        records = list(itertools.islice(csv.DictReader(io.StringIO(text)), rows))
+        day = sim.reports()[0].date
+        with psycopg.connect(url) as conn:
+            conn.execute(V1_SCHEMA)  # type: ignore[arg-type]
+            conn.commit()
+            started = time.monotonic()
+            for row in records:
+                conn.execute(
+                    "INSERT INTO ss_events (report_type, report_date, ip, port, asn, geo, hostname, tag, severity,"
+                    " raw_data, event_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                    " ON CONFLICT (report_type, report_date, event_hash) DO NOTHING",
+                    (
+                        self.args.type,
+                        day,
+                        row.get("ip") or None,
+                        _int(row.get("port")),
+                        _int(row.get("asn")),
+                        row.get("geo") or None,
+                        row.get("hostname") or None,
+                        row.get("tag") or None,
+                        row.get("severity") or None,
+                        json.dumps(row),
+                        hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest(),
+                    ),
+                )
+            conn.commit()
+            seconds = time.monotonic() - started
+        return Measure("v1.0.0 write path", len(records), seconds, "per-row INSERT into v1.0.0's schema")
+
     def prefill(self, url: str, lines: bytes, rows: int, target: int) -> float:
         """Fill ss_events with ``target`` rows shaped like the report's, on earlier dates (indexes rebuilt)."""
         started = time.monotonic()
@@ -328,6 +380,8 @@ class Bench:
 
             reference = self.reference(lines, len(rows))
             self.results.append(reference)
+            if args.v1_rows:
+                self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
 
             url = self.new_database("fresh")
             fresh_run = self.run_cli(url, server, "backfill", "0")
@@ -424,6 +478,9 @@ class Bench:
             ],
             "ratios": {
                 "fresh/copy": round(fresh / reference, 2),
+                "fresh/v1": round(fresh / by_name["v1.0.0 write path"].rate, 1)
+                if "v1.0.0 write path" in by_name
+                else None,
                 "dup/copy": round(by_name["duplicates"].rate / reference, 2),
                 "scale/fresh": round(by_name["scale ingest"].rate / fresh, 2),
                 "rss_growth": round(large / small - 1, 2) if small else None,
@@ -445,10 +502,12 @@ class Bench:
         print(
             "peak RSS of the ingesting process: "
             + ", ".join(f"{k} rows: {v} MB" for k, v in summary["rss_mb"].items())
-            + "; with its parse worker and forkserver: "
+            + "; with its parse worker: "
             + ", ".join(f"{k} rows: {v} MB" for k, v in summary["tree_rss_mb"].items())
         )
         r = summary["ratios"]
+        if r["fresh/v1"] is not None:
+            print(f"end to end {r['fresh/v1']}x v1.0.0's write path")
         print(
             f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} scale/fresh={r['scale/fresh']} "
             f"rss_mb={summary['rss_line']} tree_rss_mb={summary['tree_rss_line']} "
@@ -470,11 +529,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--work-dir", help="where to put the embedded server and files (default /tmp)")
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--verbose", action="store_true", help="print the raw figures of each CLI run")
+    parser.add_argument("--v1-rows", type=int, default=20_000, help="rows for v1.0.0's write path (0 = skip)")
     args = parser.parse_args(argv)
     if args.full:
         args.rows, args.rss_rows, args.scale_rows = 1_000_000, args.rss_rows or 100_000, args.scale_rows or 5_000_000
     if args.smoke:
         args.rows, args.rss_rows, args.scale_rows = 2_000, args.rss_rows or 500, args.scale_rows or 10_000
+        args.v1_rows = min(args.v1_rows, 500)
     args.rss_rows = args.rss_rows or max(args.rows // 10, 100)
     args.scale_rows = args.scale_rows or args.rows * 10
     return args

@@ -2,5 +2,5 @@
 
 from ingestor.cli import main
 
-if __name__ == "__main__":  # the parse workers' forkserver imports this module too: it must not run the CLI
+if __name__ == "__main__":  # importing this module must not run the CLI
     main()

@@ -115,7 +115,7 @@ def _load(conn: psycopg.Connection[Any], file: _File, *, probe: bool) -> LoadSta
         conn.execute(QUERIES["create_key_stage"])
     stats: LoadStats | None = None
     try:
-        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows):
+        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows, keys=probe):
             if isinstance(message, LoadStats):
                 stats = message
                 break

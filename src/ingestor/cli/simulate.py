@@ -53,11 +53,19 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--variants", default="geo", show_default=True, help="Comma-separated file variants.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--today", callback=_parse_date, help="Simulated UTC date (default: the real one).")
-@click.option("--reports-dir", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Serve the YYYY-MM-DD-<type>-<rest>.csv files of this directory.")
+@click.option(
+    "--reports-dir",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    help="Serve the YYYY-MM-DD-<type>-<rest>.csv files of this directory.",
+)
 @click.option("--legacy-download", is_flag=True, help="Answer reports/download instead of 404.")
-@click.option("--unknown-types", is_flag=False, flag_value="scan_futureproto", default=None,
-              help="Also list types the catalog lacks (default scan_futureproto).")
+@click.option(
+    "--unknown-types",
+    is_flag=False,
+    flag_value="scan_futureproto",
+    default=None,
+    help="Also list types the catalog lacks (default scan_futureproto).",
+)
 @click.option("--late", "late_type", help="Add a 3-day-old -delayed file, listed from tomorrow.")
 @click.option("--republish", "republish_type", help="Republish yesterday's file of this type tomorrow.")
 # CSV style
@@ -91,8 +99,9 @@ def simulate(**opts: Any) -> None:
     Faults can also be changed while it runs: POST /_control/faults with a JSON object; counters are at
     GET /_control/stats.
     """
-    logging.basicConfig(level=logging.INFO if opts["verbose"] else logging.WARNING,
-                        format="%(asctime)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if opts["verbose"] else logging.WARNING, format="%(asctime)s %(levelname)s %(message)s"
+    )
     try:
         sim = Simulator(_config(opts), faults=_faults(opts))
     except ValueError as exc:
@@ -155,8 +164,7 @@ def _config(opts: dict[str, Any]) -> SimulatorConfig:
         seed=int(opts["seed"]),
         today=opts["today"],
         style=style,
-        malformed=Malformations(rate=float(opts["malformed_rate"]),
-                                kinds=_csv_list(opts["malformed_kinds"])),
+        malformed=Malformations(rate=float(opts["malformed_rate"]), kinds=_csv_list(opts["malformed_kinds"])),
         unknown_types=_csv_list(unknown) if unknown else (),
         late=(LateReport(type=str(opts["late_type"])),) if opts["late_type"] else (),
         republish=(Republish(type=str(opts["republish_type"])),) if opts["republish_type"] else (),

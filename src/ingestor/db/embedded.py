@@ -271,17 +271,13 @@ def _pg_account() -> tuple[int, int] | None:
         return entry.pw_uid, entry.pw_gid
     cmd = ["useradd", "--system", "--user-group", "--no-create-home", "--home-dir", "/nonexistent"]
     try:
-        result = subprocess.run(
-            [*cmd, "--shell", "/usr/sbin/nologin", PG_USER], capture_output=True, text=True
-        )
+        result = subprocess.run([*cmd, "--shell", "/usr/sbin/nologin", PG_USER], capture_output=True, text=True)
     except OSError as exc:
         raise EmbeddedPostgresError(f"cannot create the system user {PG_USER!r}: {exc}") from exc
     try:
         entry = pwd.getpwnam(PG_USER)  # also when a concurrent useradd won the race
     except KeyError:
-        raise EmbeddedPostgresError(
-            f"cannot create the system user {PG_USER!r}: {result.stderr.strip()}"
-        ) from None
+        raise EmbeddedPostgresError(f"cannot create the system user {PG_USER!r}: {result.stderr.strip()}") from None
     return entry.pw_uid, entry.pw_gid
 
 

@@ -122,9 +122,12 @@ def read_header(stream: IO[bytes]) -> list[str]:
 
 
 def iter_batches(
-    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats
+    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats, *, with_keys: bool = True
 ) -> Iterator[Batch]:
-    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``."""
+    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``.
+
+    Without ``with_keys`` the batches carry no key lines (the loader will not probe for stored rows).
+    """
     reader = ReportCsv(stream)
     try:
         if not reader.header:
@@ -148,7 +151,8 @@ def iter_batches(
                 stats.duplicates += 1
                 continue
             seen.add(row.event_hash)
-            keys.append(f"{len(lines)}\t{row.event_hash}\t{row.legacy_hash or NULL}\n")
+            if with_keys:
+                keys.append(f"{len(lines)}\t{row.event_hash}\t{row.legacy_hash or NULL}\n")
             lines.append(prefix + copy_line(row))
             if len(lines) >= batch_rows:
                 yield _batch(lines, keys)

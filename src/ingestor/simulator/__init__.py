@@ -1,14 +1,14 @@
 """A local Shadowserver Reports API and download host, for tests, benchmarks and demos.
 
-    config     what is served: keys, scope, inventory options, CSV style, malformed rows
-    columns    plausible values per column name (subject side inside the scope, other side outside)
-    generate   deterministic rows and CSV rendering
-    reports    the report inventory (generated or from a directory), ids, ground truth
-    faults     runtime fault switches and counters
-    dates      the API's date syntax
-    api        request handling of /api2/<module>/<method>
-    state      the Simulator: clock, inventory, file cache, downloads
-    server     the HTTP server (one port: /api2/, /dl/, /_control/)
+config     what is served: keys, scope, inventory options, CSV style, malformed rows
+columns    plausible values per column name (subject side inside the scope, other side outside)
+generate   deterministic rows and CSV rendering
+reports    the report inventory (generated or from a directory), ids, ground truth
+faults     runtime fault switches and counters
+dates      the API's date syntax
+api        request handling of /api2/<module>/<method>
+state      the Simulator: clock, inventory, file cache, downloads
+server     the HTTP server (one port: /api2/, /dl/, /_control/)
 """
 
 from ingestor.simulator.api import ApiResponse

@@ -131,7 +131,8 @@ def _visible(sim: Simulator, key: ApiKey, request: dict[str, Any], default: tupl
     subs = _names(request, "reports", "report")
     types = _names(request, "types", "type")
     return [
-        r for r in sim.available(start, end)
+        r
+        for r in sim.available(start, end)
         if r.subscription in key.subscriptions
         and (subs is None or r.subscription in subs)
         and (types is None or r.type in {t.lstrip("|") for t in types})
@@ -146,9 +147,17 @@ def ping(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
 
 
 def key_info(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
-    return [{"query_limit": str(key.query_limit), "user": key.user, "status": key.status,
-             "access": list(key.access), "query_count": str(key.query_count), "apikey": key.key,
-             "label": key.label}]
+    return [
+        {
+            "query_limit": str(key.query_limit),
+            "user": key.user,
+            "status": key.status,
+            "access": list(key.access),
+            "query_count": str(key.query_count),
+            "apikey": key.key,
+            "label": key.label,
+        }
+    ]
 
 
 def subscribed(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
@@ -159,8 +168,7 @@ def list_types(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
     reports = {r.type: r for r in _visible(sim, key, request, (365, 0))}
     if not _truthy(request.get("detail", False)):
         return sorted(reports)
-    return [{"type": t, "name": reports[t].rtype.name, "url": reports[t].as_item()["url"]}
-            for t in sorted(reports)]
+    return [{"type": t, "name": reports[t].rtype.name, "url": reports[t].as_item()["url"]} for t in sorted(reports)]
 
 
 def list_reports(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
@@ -257,10 +265,21 @@ def device_info(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
         ips = [networks[0].network_address + n * 7 + 1 for n in range(5)]
     else:
         ips = []
-    vendors = (("Fortinet", "firewall", "FortiGate", "7.0.12"), ("MikroTik", "router", "RouterOS", "6.49.8"),
-               ("Hikvision", "camera", "DS-2CD2", "5.5.0"))
-    return [dict(zip(("ip", "device_vendor", "device_type", "device_model", "device_version"),
-                     (str(ip), *vendors[int(ip) % len(vendors)]), strict=True)) for ip in ips]
+    vendors = (
+        ("Fortinet", "firewall", "FortiGate", "7.0.12"),
+        ("MikroTik", "router", "RouterOS", "6.49.8"),
+        ("Hikvision", "camera", "DS-2CD2", "5.5.0"),
+    )
+    return [
+        dict(
+            zip(
+                ("ip", "device_vendor", "device_type", "device_model", "device_version"),
+                (str(ip), *vendors[int(ip) % len(vendors)]),
+                strict=True,
+            )
+        )
+        for ip in ips
+    ]
 
 
 def legacy_download(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:

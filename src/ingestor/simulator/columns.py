@@ -28,57 +28,180 @@ SIDE_BASES = frozenset({"ip", "port", "asn", "geo", "region", "city", "hostname"
 UNIQUE_COLUMNS = ("email", "entity_name", "md5", "query", "url")
 """Without a subject IP, the first of these columns present gets a per-row unique value."""
 
-TEXT_COLUMNS = ("banner", "response", "raw_response", "http", "body", "request", "detail", "sysdesc",
-                "server")
+TEXT_COLUMNS = ("banner", "response", "raw_response", "http", "body", "request", "detail", "sysdesc", "server")
 """Preferred columns for embedded line breaks and other text-level oddities."""
 
-PORTS = {"ssl": 443, "http": 80, "https": 443, "ssh": 22, "telnet": 23, "ftp": 21, "rdp": 3389, "smb": 445,
-         "snmp": 161, "ntp": 123, "dns": 53, "ssdp": 1900, "sip": 5060, "mysql": 3306, "postgres": 5432,
-         "redis": 6379, "mongodb": 27017, "elasticsearch": 9200, "memcached": 11211, "vnc": 5900,
-         "ldap": 389, "mssql": 1433, "smtp": 25, "imap": 143, "pop3": 110, "mqtt": 1883, "cwmp": 7547,
-         "ipp": 631, "bgp": 179, "docker": 2375, "isakmp": 500, "stun": 3478, "coap": 5683, "tftp": 69,
-         "netbios": 137, "portmapper": 111, "rsync": 873, "amqp": 5672, "activemq": 61616, "quic": 443}
-UDP_TOKENS = frozenset({"ntp", "dns", "snmp", "ssdp", "sip", "netbios", "tftp", "isakmp", "stun", "coap",
-                        "mdns", "chargen", "qotd", "portmapper", "quic", "ldap_udp", "rdpeudp", "xdmcp"})
+PORTS = {
+    "ssl": 443,
+    "http": 80,
+    "https": 443,
+    "ssh": 22,
+    "telnet": 23,
+    "ftp": 21,
+    "rdp": 3389,
+    "smb": 445,
+    "snmp": 161,
+    "ntp": 123,
+    "dns": 53,
+    "ssdp": 1900,
+    "sip": 5060,
+    "mysql": 3306,
+    "postgres": 5432,
+    "redis": 6379,
+    "mongodb": 27017,
+    "elasticsearch": 9200,
+    "memcached": 11211,
+    "vnc": 5900,
+    "ldap": 389,
+    "mssql": 1433,
+    "smtp": 25,
+    "imap": 143,
+    "pop3": 110,
+    "mqtt": 1883,
+    "cwmp": 7547,
+    "ipp": 631,
+    "bgp": 179,
+    "docker": 2375,
+    "isakmp": 500,
+    "stun": 3478,
+    "coap": 5683,
+    "tftp": 69,
+    "netbios": 137,
+    "portmapper": 111,
+    "rsync": 873,
+    "amqp": 5672,
+    "activemq": 61616,
+    "quic": 443,
+}
+UDP_TOKENS = frozenset(
+    {
+        "ntp",
+        "dns",
+        "snmp",
+        "ssdp",
+        "sip",
+        "netbios",
+        "tftp",
+        "isakmp",
+        "stun",
+        "coap",
+        "mdns",
+        "chargen",
+        "qotd",
+        "portmapper",
+        "quic",
+        "ldap_udp",
+        "rdpeudp",
+        "xdmcp",
+    }
+)
 FAMILY_HEADS = frozenset({"scan", "scan6", "event4", "event6", "population", "population6"})
 COMMON_PORTS = (80, 443, 8080, 8443, 22, 23, 21, 25, 53, 123, 161, 445, 3389, 5060, 7547)
 
-PLACES = (("NL", "NOORD-HOLLAND", "AMSTERDAM"), ("NL", "ZUID-HOLLAND", "ROTTERDAM"),
-          ("DE", "HESSEN", "FRANKFURT AM MAIN"), ("DE", "BERLIN", "BERLIN"),
-          ("US", "NEW YORK", "SARATOGA SPRINGS"), ("US", "VIRGINIA", "ASHBURN"),
-          ("AT", "WIEN", "VIENNA"), ("NO", "TROMS OG FINNMARK", "TROMVIK"), ("FR", "ILE-DE-FRANCE", "PARIS"))
-NON_ASCII_PLACES = (("DE", "BAYERN", "MÜNCHEN"), ("FR", "ÎLE-DE-FRANCE", "PARIS"),
-                    ("NO", "TRØNDELAG", "TRONDHEIM"), ("CZ", "JIHOMORAVSKÝ KRAJ", "BRNO"))
-OTHER_PLACES = (("CN", "BEIJING", "BEIJING"), ("RU", "MOSKVA", "MOSCOW"),
-                ("US", "CALIFORNIA", "SAN JOSE"), ("BR", "SAO PAULO", "SAO PAULO"),
-                ("GB", "ENGLAND", "LONDON"), ("SG", "SINGAPORE", "SINGAPORE"),
-                ("IN", "MAHARASHTRA", "MUMBAI"), ("KR", "SEOUL", "SEOUL"), ("VN", "HA NOI", "HANOI"))
+PLACES = (
+    ("NL", "NOORD-HOLLAND", "AMSTERDAM"),
+    ("NL", "ZUID-HOLLAND", "ROTTERDAM"),
+    ("DE", "HESSEN", "FRANKFURT AM MAIN"),
+    ("DE", "BERLIN", "BERLIN"),
+    ("US", "NEW YORK", "SARATOGA SPRINGS"),
+    ("US", "VIRGINIA", "ASHBURN"),
+    ("AT", "WIEN", "VIENNA"),
+    ("NO", "TROMS OG FINNMARK", "TROMVIK"),
+    ("FR", "ILE-DE-FRANCE", "PARIS"),
+)
+NON_ASCII_PLACES = (
+    ("DE", "BAYERN", "MÜNCHEN"),
+    ("FR", "ÎLE-DE-FRANCE", "PARIS"),
+    ("NO", "TRØNDELAG", "TRONDHEIM"),
+    ("CZ", "JIHOMORAVSKÝ KRAJ", "BRNO"),
+)
+OTHER_PLACES = (
+    ("CN", "BEIJING", "BEIJING"),
+    ("RU", "MOSKVA", "MOSCOW"),
+    ("US", "CALIFORNIA", "SAN JOSE"),
+    ("BR", "SAO PAULO", "SAO PAULO"),
+    ("GB", "ENGLAND", "LONDON"),
+    ("SG", "SINGAPORE", "SINGAPORE"),
+    ("IN", "MAHARASHTRA", "MUMBAI"),
+    ("KR", "SEOUL", "SEOUL"),
+    ("VN", "HA NOI", "HANOI"),
+)
 OTHER_GEOS = tuple(p[0] for p in OTHER_PLACES)
 PLACE_FIELDS = {"geo": 0, "region": 1, "city": 2}
 OTHER_ASNS = (13335, 15169, 16509, 4134, 4837, 12389, 3320, 8075, 4200000002, 4294967294, 2147483648)
 OTHER_V4_FIRST = (45, 62, 77, 91, 103, 146, 185, 193, 212)
 NAICS = (517311, 518210, 611310, 921190, 522110, 541512, None, None)
-SECTORS = ("Communications, Service Provider, and Hosting Service", "Education, Research, and Learning",
-           "Government, Public Administration", "Finance, Banking, and Insurance", "Manufacturing", None)
+SECTORS = (
+    "Communications, Service Provider, and Hosting Service",
+    "Education, Research, and Learning",
+    "Government, Public Administration",
+    "Finance, Banking, and Insurance",
+    "Manufacturing",
+    None,
+)
 SUBSCRIBER_DOMAINS = ("Example.NET", "example.org", "Mail.Example.com", "dsl.EXAMPLE.net")
-OTHER_DOMAINS = ("Sinkhole.Shadowserver.org", "honeypot.Example-Research.net", "cdn.Provider.COM",
-                 "vps-42.Hoster.io")
+OTHER_DOMAINS = ("Sinkhole.Shadowserver.org", "honeypot.Example-Research.net", "cdn.Provider.COM", "vps-42.Hoster.io")
 MALWARE = ("andromeda", "mirai", "necurs", "conficker", "emotet", "qakbot", "avalanche-gozi", "ramnit")
-VENDORS = (("Fortinet", "firewall", "FortiGate", "7.0.12"), ("MikroTik", "router", "RouterOS", "6.49.8"),
-           ("Hikvision", "camera", "DS-2CD2", "5.5.0"), ("Cisco", "router", "ISR 4321", "16.9.4"),
-           ("Synology", "nas", "DS918+", "7.1"), ("Ubiquiti", "access point", "UAP-AC-Pro", "4.3.28"))
-SERVERS = ("Apache/2.4.41 (Ubuntu)", "nginx", "nginx/1.18.0", "Microsoft-IIS/10.0", "lighttpd/1.4.59",
-           "Boa/0.94.14rc21", "micro_httpd")
-CIPHERS = ("TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384", "TLS_RSA_WITH_AES_128_CBC_SHA",
-           "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256", "TLS_AES_256_GCM_SHA384")
-TAG_EXTRAS = ("vpn", "cve-2024-3400", "cve-2021-26855", "eol", "weak-cipher", "ssl-poodle", "ssl-freak",
-              "default-credentials", "CVE-2024-38063")
-WORDS = ("enabled", "disabled", "default", "public", "standard", "unknown", "v2", "ok", "open", "none",
-         "generic", "legacy", "primary", "x86_64")
-ORGS = ("Example Networks B.V.", "Example, Inc.", "Let's Encrypt", "DigiCert Inc", "Acme Hosting GmbH",
-        "Sectigo Limited", None)
-CAS = ("R3", "E1", "DigiCert TLS RSA SHA256 2020 CA1", "Sectigo RSA Domain Validation Secure Server CA",
-       "localhost")
+VENDORS = (
+    ("Fortinet", "firewall", "FortiGate", "7.0.12"),
+    ("MikroTik", "router", "RouterOS", "6.49.8"),
+    ("Hikvision", "camera", "DS-2CD2", "5.5.0"),
+    ("Cisco", "router", "ISR 4321", "16.9.4"),
+    ("Synology", "nas", "DS918+", "7.1"),
+    ("Ubiquiti", "access point", "UAP-AC-Pro", "4.3.28"),
+)
+SERVERS = (
+    "Apache/2.4.41 (Ubuntu)",
+    "nginx",
+    "nginx/1.18.0",
+    "Microsoft-IIS/10.0",
+    "lighttpd/1.4.59",
+    "Boa/0.94.14rc21",
+    "micro_httpd",
+)
+CIPHERS = (
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+)
+TAG_EXTRAS = (
+    "vpn",
+    "cve-2024-3400",
+    "cve-2021-26855",
+    "eol",
+    "weak-cipher",
+    "ssl-poodle",
+    "ssl-freak",
+    "default-credentials",
+    "CVE-2024-38063",
+)
+WORDS = (
+    "enabled",
+    "disabled",
+    "default",
+    "public",
+    "standard",
+    "unknown",
+    "v2",
+    "ok",
+    "open",
+    "none",
+    "generic",
+    "legacy",
+    "primary",
+    "x86_64",
+)
+ORGS = (
+    "Example Networks B.V.",
+    "Example, Inc.",
+    "Let's Encrypt",
+    "DigiCert Inc",
+    "Acme Hosting GmbH",
+    "Sectigo Limited",
+    None,
+)
+CAS = ("R3", "E1", "DigiCert TLS RSA SHA256 2020 CA1", "Sectigo RSA Domain Validation Secure Server CA", "localhost")
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,8 +259,8 @@ class ColumnContext:
 def place_field(column: str) -> tuple[str, int] | None:
     """``(side prefix, index in a place triple)`` for geo/region/city columns, which are drawn together."""
     for prefix in SIDE_PREFIXES:
-        if column.startswith(prefix) and column[len(prefix):] in PLACE_FIELDS:
-            return prefix, PLACE_FIELDS[column[len(prefix):]]
+        if column.startswith(prefix) and column[len(prefix) :] in PLACE_FIELDS:
+            return prefix, PLACE_FIELDS[column[len(prefix) :]]
     return None
 
 
@@ -195,8 +318,8 @@ def unique_value(column: str, index: int, seed: int) -> str:
 
 def _side(column: str, ctx: ColumnContext) -> Generator | None:
     for prefix in SIDE_PREFIXES:
-        if column.startswith(prefix) and column[len(prefix):] in SIDE_BASES:
-            base = column[len(prefix):]
+        if column.startswith(prefix) and column[len(prefix) :] in SIDE_BASES:
+            base = column[len(prefix) :]
             table = _SUBJECT if prefix == ctx.subject_prefix else _OTHER
             return table[base]
     return None
@@ -252,8 +375,14 @@ def _banner(ctx: ColumnContext, rng: random.Random) -> str:
 
 
 def _when(rng: random.Random) -> tuple[int, int, int, int, int, int]:
-    return (rng.randrange(2019, 2027), rng.randrange(1, 13), rng.randrange(1, 29), rng.randrange(24),
-            rng.randrange(60), rng.randrange(60))
+    return (
+        rng.randrange(2019, 2027),
+        rng.randrange(1, 13),
+        rng.randrange(1, 29),
+        rng.randrange(24),
+        rng.randrange(60),
+        rng.randrange(60),
+    )
 
 
 def _cert_date(ctx: ColumnContext, rng: random.Random) -> str:

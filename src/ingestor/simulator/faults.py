@@ -160,9 +160,16 @@ def _checked(name: str, kind: str, value: Any) -> Any:
 
 
 def _reason(status: int) -> str:
-    return {401: "Invalid API key", 403: "Forbidden", 404: "Not found", 429: "Rate limit exceeded",
-            500: "Internal server error", 502: "Bad gateway", 503: "Service unavailable",
-            504: "Gateway timeout"}.get(status, f"HTTP {status}")
+    return {
+        401: "Invalid API key",
+        403: "Forbidden",
+        404: "Not found",
+        429: "Rate limit exceeded",
+        500: "Internal server error",
+        502: "Bad gateway",
+        503: "Service unavailable",
+        504: "Gateway timeout",
+    }.get(status, f"HTTP {status}")
 
 
 class Counters:
@@ -186,8 +193,11 @@ class Counters:
     def api_calls(self, method: str | None = None, status: int | None = None) -> int:
         """API calls, optionally of one method and/or one status."""
         with self._lock:
-            return sum(n for (m, s), n in self._api.items()
-                       if (method is None or m == method) and (status is None or s == status))
+            return sum(
+                n
+                for (m, s), n in self._api.items()
+                if (method is None or m == method) and (status is None or s == status)
+            )
 
     def downloads_started(self, report_id: str | None = None) -> int:
         with self._lock:

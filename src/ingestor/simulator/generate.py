@@ -170,7 +170,7 @@ class ReportRenderer:
         if self.style.embedded_newlines and self.text_column in pools:
             pool = pools[self.text_column]
             for n in range(0, len(pool), 4):
-                pool[n] = render_cell(f"first line {n}\nsecond line\r\nthird, \"quoted\" line")
+                pool[n] = render_cell(f'first line {n}\nsecond line\r\nthird, "quoted" line')
         combos = min(1024, max(64, self.rows))
         chunks: list[_Chunk] = []
         for _, group in itertools.groupby(self.columns, key=lambda c: c in pools):
@@ -184,9 +184,7 @@ class ReportRenderer:
                 chunks.append(_Chunk(part, cells, tuple(",".join(cs) for cs in cells)))
         return chunks
 
-    def _combo(
-        self, part: tuple[str, ...], pools: dict[str, list[str]], rng: random.Random
-    ) -> tuple[str, ...]:
+    def _combo(self, part: tuple[str, ...], pools: dict[str, list[str]], rng: random.Random) -> tuple[str, ...]:
         """One combination of a chunk's cells; geo, region and city of one side come from one place."""
         places: dict[str, tuple[str, str, str]] = {}
         cells = []
@@ -242,7 +240,7 @@ class ReportRenderer:
             for chunk in chunks:
                 column = chunk.columns[0]
                 if column == "timestamp":
-                    slots.append([f"{ts_prefix}{times[s]}{z}\"" for s in secs])
+                    slots.append([f'{ts_prefix}{times[s]}{z}"' for s in secs])
                     picks.append(None)
                 elif not chunk.joined:
                     slots.append(keys(start, stop))

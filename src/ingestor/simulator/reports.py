@@ -93,8 +93,13 @@ class Report:
     def renderer(self) -> ReportRenderer:
         if self._renderer is None:
             self._renderer = ReportRenderer(
-                self.rtype, day=self.date, rows=self.rows, seed=self.seed, scope=self.scope,
-                style=self.style, malformed=self.malformed,
+                self.rtype,
+                day=self.date,
+                rows=self.rows,
+                seed=self.seed,
+                scope=self.scope,
+                style=self.style,
+                malformed=self.malformed,
             )
         return self._renderer
 
@@ -135,8 +140,14 @@ class Report:
 
     def as_item(self) -> dict[str, str]:
         """The ``reports/list`` item."""
-        return {"id": self.id, "type": self.type, "file": self.file, "report": self.subscription,
-                "timestamp": self.date.isoformat(), "url": self.rtype.url or GENERIC_URL}
+        return {
+            "id": self.id,
+            "type": self.type,
+            "file": self.file,
+            "report": self.subscription,
+            "timestamp": self.date.isoformat(),
+            "url": self.rtype.url or GENERIC_URL,
+        }
 
 
 def read_records(path: Path) -> Generator[list[str], None, None]:
@@ -209,16 +220,24 @@ class Inventory:
         for late in cfg.late:
             day = self.today0 - timedelta(days=late.days_ago)
             variant = f"{cfg.variants[0]}-delayed"
-            self.add(self._new(day, subs[0], self.type_entry(late.type), variant,
-                               available_at=late.available_at or default_at))
+            self.add(
+                self._new(
+                    day, subs[0], self.type_entry(late.type), variant, available_at=late.available_at or default_at
+                )
+            )
         for n, again in enumerate(cfg.republish):
             day = self.today0 - timedelta(days=again.days_ago)
             original = self._new(day, subs[0], self.type_entry(again.type), cfg.variants[0])
             seed = original.seed if again.extra_rows == 0 else derive_seed(original.seed, "republished")
-            self.add(dataclasses.replace(
-                original, id=make_id(cfg.seed, original.file, "republished", n), seed=seed,
-                rows=original.rows + again.extra_rows, available_at=again.available_at or default_at,
-            ))
+            self.add(
+                dataclasses.replace(
+                    original,
+                    id=make_id(cfg.seed, original.file, "republished", n),
+                    seed=seed,
+                    rows=original.rows + again.extra_rows,
+                    available_at=again.available_at or default_at,
+                )
+            )
 
     def _add_file(self, path: Path) -> None:
         match = FILE_NAME.match(path.name)
@@ -229,8 +248,14 @@ class Inventory:
             digest = hashlib.file_digest(content, "sha256").hexdigest()
         subs = self.config.subscriptions() or ("example-org",)
         report = Report(
-            id=make_id("file", path.name, digest), type=match.group(2), subscription=subs[0], date=day,
-            file=path.name, rtype=self.type_entry(match.group(2)), available_at=start_of(day), source=path,
+            id=make_id("file", path.name, digest),
+            type=match.group(2),
+            subscription=subs[0],
+            date=day,
+            file=path.name,
+            rtype=self.type_entry(match.group(2)),
+            available_at=start_of(day),
+            source=path,
         )
         if not report.known:
             header = _first(read_records(path))

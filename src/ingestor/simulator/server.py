@@ -86,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         sim = self.server.sim
         if path.startswith("/api2/"):
-            method = path[len("/api2/"):].strip("/")
+            method = path[len("/api2/") :].strip("/")
             try:
                 status, headers, payload = sim.handle_api(method, body, dict(self.headers.items()), verb)
             except Exception:
@@ -94,9 +94,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status, headers, payload = 500, {}, {"error": "Internal server error"}
             self._send_json(status, payload, headers)
         elif path.startswith("/dl/"):
-            self._download(path[len("/dl/"):].strip("/"), verb)
+            self._download(path[len("/dl/") :].strip("/"), verb)
         elif path.startswith("/_control/"):
-            self._control(path[len("/_control/"):], verb, body)
+            self._control(path[len("/_control/") :], verb, body)
         else:
             self._send_json(404, {"error": "Not found"})
 
@@ -249,8 +249,10 @@ class SimulatorServer:
         """Serve in a background daemon thread."""
         if self._thread is None:
             self._thread = threading.Thread(
-                target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
-                name=f"ss-simulator-{self.port}", daemon=True,
+                target=self._httpd.serve_forever,
+                kwargs={"poll_interval": 0.05},
+                name=f"ss-simulator-{self.port}",
+                daemon=True,
             )
             self._thread.start()
         return self

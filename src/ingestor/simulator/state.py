@@ -88,9 +88,7 @@ class Simulator:
         self.inventory = Inventory(self.config, self.catalog, self.today())
         self._own_cache = cache_dir is None
         self.cache_dir = Path(tempfile.mkdtemp(prefix="ss-sim-")) if cache_dir is None else cache_dir
-        self._finalizer = (
-            weakref.finalize(self, shutil.rmtree, self.cache_dir, True) if self._own_cache else None
-        )
+        self._finalizer = weakref.finalize(self, shutil.rmtree, self.cache_dir, True) if self._own_cache else None
         self._render_locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
 
@@ -139,8 +137,9 @@ class Simulator:
             return self.inventory.type_entry(name)
         return None
 
-    def publish(self, report_type: str, day: date, *, subscription: str | None = None,
-                variant: str = "geo", **changes: Any) -> Report:
+    def publish(
+        self, report_type: str, day: date, *, subscription: str | None = None, variant: str = "geo", **changes: Any
+    ) -> Report:
         """Add a report at runtime (new id), e.g. ``publish("scan_ssl", d, rows=5, file=old.file)``.
 
         ``changes`` are :class:`Report` fields: ``rows``, ``style``, ``malformed``, ``available_at``,
@@ -196,14 +195,12 @@ class Simulator:
         length = 0 if fault == "empty" else size
         send = int(size * min(max(faults.truncate_fraction, 0.0), 0.99)) if fault == "truncated" else length
         content_type = "text/csv; charset=utf-8" if faults.csv_charset else "text/csv"
-        headers = (("Content-Type", content_type),
-                   ("Content-Disposition", f'attachment; filename="{report.file}"'))
+        headers = (("Content-Type", content_type), ("Content-Disposition", f'attachment; filename="{report.file}"'))
         return Download(report, path, length, send, fault, headers, faults.stream_rate)
 
     # -- API ----------------------------------------------------------------------------------------
 
-    def handle_api(self, api_method: str, body: bytes, headers: Mapping[str, str],
-                   verb: str = "POST") -> ApiResponse:
+    def handle_api(self, api_method: str, body: bytes, headers: Mapping[str, str], verb: str = "POST") -> ApiResponse:
         """Answer ``<verb> /api2/<api_method>`` and count it."""
         response = handle_api(self, api_method, body, headers, verb)
         self.counters.record_api(api_method, response.status)

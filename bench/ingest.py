@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +149,8 @@ class Bench:
         self.results: list[Measure] = []
         self.figures: dict[str, Any] = {}
         self._databases: list[str] = []
+        self.day = datetime.now(UTC).date().isoformat()
+        """The simulated report day; CLI runs name it, so a run across midnight UTC still finds the file."""
 
     # ---- setup ----------------------------------------------------------------------------------
 
@@ -195,7 +197,7 @@ class Bench:
             types=(self.args.type,),
             days=1,
             rows=rows,
-            today=datetime.now(UTC).date(),
+            today=date.fromisoformat(self.day),
             style=CsvStyle(drop_columns=drop),
             seed=7,
         )
@@ -384,7 +386,7 @@ class Bench:
                 self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
 
             url = self.new_database("fresh")
-            fresh_run = self.run_cli(url, server, "backfill", "0")
+            fresh_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(fresh_run, inserted=args.rows, what="fresh")
             if args.verbose:
                 print("fresh run:", fresh_run, file=sys.stderr)
@@ -394,7 +396,7 @@ class Bench:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("DELETE FROM ss_report_files")
             downloads = sim.counters.downloads_started()
-            dup_run = self.run_cli(url, server, "backfill", "0")
+            dup_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(dup_run, inserted=0, what="duplicates")
             assert sim.counters.downloads_started() == downloads + 1, "the duplicate run did not re-download"
             self.results.append(Measure("duplicates", args.rows, dup_run["seconds"], "same file re-downloaded"))
@@ -416,7 +418,7 @@ class Bench:
 
             scale_url = self.new_database("scale")
             prefill_seconds = self.prefill(scale_url, lines, len(rows), args.scale_rows)
-            scale_run = self.run_cli(scale_url, server, "backfill", "0")
+            scale_run = self.run_cli(scale_url, server, "backfill", "0", "--until", self.day)
             self._check(scale_run, inserted=args.rows, what="scale")
             self.results.append(
                 Measure(
@@ -429,7 +431,7 @@ class Bench:
 
             small_sim, small_server = self.simulator(args.rss_rows)
             try:
-                small_run = self.run_cli(self.new_database("rss"), small_server, "backfill", "0")
+                small_run = self.run_cli(self.new_database("rss"), small_server, "backfill", "0", "--until", self.day)
                 self._check(small_run, inserted=args.rss_rows, what="rss")
             finally:
                 small_server.stop()

@@ -194,11 +194,11 @@ class Ingestor:
         end = self.today()
         return end - timedelta(days=self.settings.lookback_days), end
 
-    def backfill_window(self, days: int) -> tuple[date, date]:
-        """``days`` days before today up to today: ``0`` is today only."""
+    def backfill_window(self, days: int, until: date | None = None) -> tuple[date, date]:
+        """``days`` days before ``until`` (default today) up to it: ``0`` is that day only."""
         if days < 0:
             raise ValueError("backfill days must be 0 or more")
-        end = self.today()
+        end = until or self.today()
         return end - timedelta(days=days), end
 
     # ---- a run ----------------------------------------------------------------------------------

@@ -39,7 +39,7 @@ def test_backfill_loads_every_row_and_a_second_run_downloads_nothing(
 ) -> None:
     sim = make_simulator(days=4, rows=15, today=today())
     env = {**sim.env, "DATABASE_URL": migrated_db_url, "REQUEST_DELAY_SECONDS": "0"}
-    first = cli("backfill", "3", env=env)
+    first = cli("backfill", "3", "--until", str(sim.sim.today()), env=env)
     assert first.returncode == 0, first.stderr
     with psycopg.connect(migrated_db_url) as conn:
         stored = conn.execute("SELECT count(*) FROM ss_events").fetchone()
@@ -47,7 +47,7 @@ def test_backfill_loads_every_row_and_a_second_run_downloads_nothing(
     assert stored == (sum(r.row_count for r in sim.reports()),)
     assert files == (len(sim.reports()),)
     downloads = sim.counters.downloads_started()
-    second = cli("backfill", "3", env=env)
+    second = cli("backfill", "3", "--until", str(sim.sim.today()), env=env)
     assert second.returncode == 0, second.stderr
     assert sim.counters.downloads_started() == downloads
     assert "0 inserted" in second.stdout
@@ -77,11 +77,11 @@ def test_failures_give_non_zero_exit_codes(make_simulator: MakeSim, migrated_db_
     assert ping.returncode == 1 and "HTTP 401" in ping.stderr
     sim.faults.clear()
     sim.faults.update(empty_types=["device_id"])
-    partial = cli("backfill", "0", env=env)
+    partial = cli("backfill", "0", "--until", str(sim.sim.today()), env=env)
     assert partial.returncode == 4, partial.stdout + partial.stderr
     sim.faults.update(empty_types=["device_id", "scan_ssl"])
     sim.faults.update(gone_ids=[r.id for r in sim.reports()])
-    failed = cli("backfill", "0", env=env)
+    failed = cli("backfill", "0", "--until", str(sim.sim.today()), env=env)
     assert failed.returncode == 1
     unreachable = cli("once", env={**env, "DATABASE_URL": "postgresql://nobody@127.0.0.1:9/none?connect_timeout=2"})
     assert unreachable.returncode == 1 and "cannot connect" in unreachable.stderr

@@ -134,9 +134,7 @@ def test_sigkill_of_the_owner_stops_the_server_and_a_restart_works(base_dir: Pat
         "EmbeddedPostgres(Path(sys.argv[1]), settings={'fsync': 'off'}).start()\n"
         "print('started', flush=True)\ntime.sleep(60)\n"
     )
-    with subprocess.Popen(
-        [sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True
-    ) as owner:
+    with subprocess.Popen([sys.executable, "-c", code, str(data_dir)], stdout=subprocess.PIPE, text=True) as owner:
         try:
             assert owner.stdout is not None
             assert owner.stdout.readline() == "started\n"
@@ -163,9 +161,7 @@ def test_pg_bindir_selects_postgresql_15_and_another_major_is_refused(
         assert 150000 <= int(str(version)) < 160000
     monkeypatch.delenv("PG_BINDIR")
     assert find_pg_bindir() != DEBIAN_PG15  # the wheel's PostgreSQL 18
-    with pytest.raises(
-        EmbeddedPostgresError, match=r"holds a PostgreSQL 15 database but .* is PostgreSQL 18"
-    ):
+    with pytest.raises(EmbeddedPostgresError, match=r"holds a PostgreSQL 15 database but .* is PostgreSQL 18"):
         EmbeddedPostgres(base_dir / "pgdata").start()
 
 

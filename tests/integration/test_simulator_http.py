@@ -27,10 +27,14 @@ VECTOR_KEY = ApiKey(key="123456798", secret="MySecret", subscriptions=("example-
 VECTORS = [  # API doc §1.3: body bytes exactly as sent, HMAC2
     (b'{"apikey": "123456798"}', "ddd569fcb5ca011e58a045945d9450700f46797560fa6eb384f485c1cb8124d4"),
     (b'{"apikey":"123456798"}', "997b6d9abc1f85dde3f66d84da9cf2e76c02d7032fe51ce496456a6e921d6761"),
-    (b'{"date": "2024-01-01:2024-01-07", "reports": ["example-org"], "limit": 3, "apikey": "123456798"}',
-     "dbe61f197bfe25a77b7a07430d1feb9220f853c18b73be6f3ac97e0ded84de0b"),
-    (b'{ "apikey": "123456798" ,"date": "2024-01-05:2024-01-07" }',
-     "02ce5de7b3f30b77cb398fd48cce0f396a0cd4cf30e852962aa23c60a2a820b6"),
+    (
+        b'{"date": "2024-01-01:2024-01-07", "reports": ["example-org"], "limit": 3, "apikey": "123456798"}',
+        "dbe61f197bfe25a77b7a07430d1feb9220f853c18b73be6f3ac97e0ded84de0b",
+    ),
+    (
+        b'{ "apikey": "123456798" ,"date": "2024-01-05:2024-01-07" }',
+        "02ce5de7b3f30b77cb398fd48cce0f396a0cd4cf30e852962aa23c60a2a820b6",
+    ),
 ]
 
 
@@ -55,8 +59,11 @@ def test_a_signature_of_other_bytes_for_the_same_object_is_rejected(make_simulat
 
 def test_content_type_is_ignored_and_get_is_405(simulator: RunningSimulator) -> None:
     body = json.dumps({"apikey": simulator.api_key}).encode()
-    form = httpx.post(simulator.api_url + "test/ping", content=body, headers={
-        "HMAC2": sign_body(simulator.api_secret, body), "Content-Type": "application/x-www-form-urlencoded"})
+    form = httpx.post(
+        simulator.api_url + "test/ping",
+        content=body,
+        headers={"HMAC2": sign_body(simulator.api_secret, body), "Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert form.status_code == 200 and "pong" in form.json()
     assert httpx.get(simulator.api_url + "test/ping").status_code == 405
     assert simulator.call("reports/download", id="x").status_code == 404
@@ -246,8 +253,24 @@ def test_fixture_defaults(simulator: RunningSimulator) -> None:
 
 def test_cli_prints_the_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
     code = "from ingestor.cli.simulate import simulate; simulate()"
-    args = [sys.executable, "-c", code, "--port", "0", "--today", "2026-11-20", "--rows", "4",
-            "--api-key", "cli-key", "--api-secret", "cli-secret", "--bom", "--error-rate", "0"]
+    args = [
+        sys.executable,
+        "-c",
+        code,
+        "--port",
+        "0",
+        "--today",
+        "2026-11-20",
+        "--rows",
+        "4",
+        "--api-key",
+        "cli-key",
+        "--api-secret",
+        "cli-secret",
+        "--bom",
+        "--error-rate",
+        "0",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith("SS_")}
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -258,8 +281,9 @@ def test_cli_prints_the_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert lines[2:] == ["SS_API_KEY=cli-key", "SS_API_SECRET=cli-secret"]
         api_url, download_url = lines[0].split("=", 1)[1], lines[1].split("=", 1)[1]
         body = b'{"apikey": "cli-key", "date": "2026-11-20", "type": "device_id"}'
-        [item] = httpx.post(api_url + "reports/list", content=body,
-                            headers={"HMAC2": sign_body("cli-secret", body)}).json()
+        [item] = httpx.post(
+            api_url + "reports/list", content=body, headers={"HMAC2": sign_body("cli-secret", body)}
+        ).json()
         data = httpx.get(download_url + item["id"]).content
         assert data.startswith(b"\xef\xbb\xbf") and data.count(b"\n") == 5
         proc.send_signal(signal.SIGTERM)

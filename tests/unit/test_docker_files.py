@@ -208,7 +208,7 @@ def test_the_init_script_creates_roles_that_migrate_write_and_read_only(
         "POSTGRES_USER": parts.username or "postgres",
         "POSTGRES_DB": database,
         "INGESTOR_DB_USER": ingestor,
-        "INGESTOR_DB_PASSWORD": "it's a \"quoted\" test value",
+        "INGESTOR_DB_PASSWORD": 'it\'s a "quoted" test value',
         "VIEWER_DB_USER": viewer,
         "VIEWER_DB_PASSWORD": "another test value",
     }

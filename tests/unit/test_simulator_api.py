@@ -61,9 +61,9 @@ def test_checks_run_in_the_documented_order(sim: Simulator) -> None:
     assert sim.handle_api("test/ping", good, {}) == (401, {}, {"error": "Invalid API key"})
     unknown = json.dumps({"apikey": "who"}).encode()
     assert sim.handle_api("test/ping", unknown, {"HMAC2": sign_body("s1", unknown)}).payload == {
-        "error": "Invalid API key"}
-    assert sim.handle_api("test/ping", good, {"HMAC2": sign_body("s2", good)}) == (
-        401, {}, {"error": "Invalid HMAC"})
+        "error": "Invalid API key"
+    }
+    assert sim.handle_api("test/ping", good, {"HMAC2": sign_body("s2", good)}) == (401, {}, {"error": "Invalid HMAC"})
     assert sim.handle_api("test/ping", good, {"hmac2": sign_body("s1", good).upper()}).status == 200
     sim.faults.update(force_status=503)
     assert sim.handle_api("test/ping", good, {"HMAC2": "0" * 64}).status == 401, "auth before faults"
@@ -129,7 +129,8 @@ def test_stats_counts_rows_per_date_and_type(sim: Simulator) -> None:
 def test_query_needs_permission_and_a_filter_then_pages(sim: Simulator) -> None:
     assert call(sim, "reports/query", OTHER, query={"geo": "NL"}).status == 412
     assert call(sim, "reports/query", query={"city": "AMSTERDAM"}).payload == {
-        "error": "No supported report filters found"}
+        "error": "No supported report filters found"
+    }
     everything = ok(sim, "reports/query", query={"ip": "0.0.0.0/0"}, date="2026-11-19", limit=100)
     assert len(everything) == 36 and {r["type"] for r in everything} == set(TYPES)
     page1 = ok(sim, "reports/query", query={"ip": "0.0.0.0/0"}, date="2026-11-19", limit=5)
@@ -254,8 +255,11 @@ def test_new_days_bring_new_reports_and_old_ids_stay(sim: Simulator) -> None:
 
 def test_late_and_republished_files_appear_later() -> None:
     config = SimulatorConfig(
-        today=TODAY, rows=5, types=("scan_ssl",),
-        late=(LateReport("scan_ssl", days_ago=2),), republish=(Republish("scan_ssl", days_ago=1),),
+        today=TODAY,
+        rows=5,
+        types=("scan_ssl",),
+        late=(LateReport("scan_ssl", days_ago=2),),
+        republish=(Republish("scan_ssl", days_ago=1),),
     )
     with Simulator(config) as sim:
         key = sim.config.keys[0]

@@ -35,8 +35,13 @@ csv.field_size_limit(64 * 1024 * 1024)
 
 def render(report_type: str, rows: int = 40, seed: int = 7, **kw: object) -> bytes:
     renderer = ReportRenderer(
-        CATALOG.types[report_type], day=date(2026, 11, 19), rows=rows, seed=seed, scope=SCOPE,
-        style=kw.pop("style", CsvStyle()), malformed=kw.pop("malformed", Malformations()),  # type: ignore[arg-type]
+        CATALOG.types[report_type],
+        day=date(2026, 11, 19),
+        rows=rows,
+        seed=seed,
+        scope=SCOPE,
+        style=kw.pop("style", CsvStyle()),
+        malformed=kw.pop("malformed", Malformations()),  # type: ignore[arg-type]
     )
     out = io.BytesIO()
     renderer.render(out)
@@ -78,8 +83,9 @@ def test_every_catalog_type_renders_its_schema_with_subject_in_scope(report_type
             assert severities.count(rtype.default_severity) > len(rows) // 2
 
 
-@pytest.mark.parametrize("report_type", ["event4_sinkhole", "event4_honeypot_ddos_target",
-                                         "event4_sinkhole_http_referer", "event6_sinkhole"])
+@pytest.mark.parametrize(
+    "report_type", ["event4_sinkhole", "event4_honeypot_ddos_target", "event4_sinkhole_http_referer", "event6_sinkhole"]
+)
 def test_the_other_side_of_event_reports_is_outside_the_scope(report_type: str) -> None:
     rtype = CATALOG.types[report_type]
     header, rows = parse(render(report_type))
@@ -106,7 +112,7 @@ def test_values_follow_shadowserver_formats() -> None:
     assert all(re.fullmatch(r"([0-9A-F]{2}:){19}[0-9A-F]{2}", f) for f in col["sha1_fingerprint"])
     lines = data.decode().splitlines()[1:]
     assert all(re.match(r'^"2026-11-19 [0-9:]{8}Z","\w+","[0-9.]+","(tcp|udp)",\d+,', line) for line in lines[:50])
-    assert ',,' in data.decode(), "empty values are written empty, not as \"\""
+    assert ",," in data.decode(), 'empty values are written empty, not as ""'
 
 
 def test_same_inputs_give_the_same_bytes_and_another_seed_different_ones() -> None:
@@ -142,17 +148,33 @@ def test_a_report_renders_identically_after_its_cached_file_is_dropped() -> None
         (CsvStyle(tag_separator=","), lambda d, h, r: any("," in x[h.index("tag")] for x in r)),
         (CsvStyle(line_terminator="\r\n"), lambda d, h, r: d.count(b"\r\n") == len(r) + 1),
         (CsvStyle(quote_numbers=True), lambda d, h, r: b',"443",' in d and b",443," not in d),
-        (CsvStyle(shuffle_columns=True), lambda d, h, r: h != list(CATALOG.types["scan_ssl"].fields)
-         and sorted(h) == sorted(CATALOG.types["scan_ssl"].fields)),
+        (
+            CsvStyle(shuffle_columns=True),
+            lambda d, h, r: (
+                h != list(CATALOG.types["scan_ssl"].fields) and sorted(h) == sorted(CATALOG.types["scan_ssl"].fields)
+            ),
+        ),
         (CsvStyle(extra_columns=("x_future",)), lambda d, h, r: "x_future" in h and len(h) == SSL_COLUMNS + 1),
         (CsvStyle(drop_columns=("severity",)), lambda d, h, r: "severity" not in h and len(h) == SSL_COLUMNS - 1),
         (CsvStyle(non_ascii=True), lambda d, h, r: "MÜNCHEN" in d.decode() and "café" in d.decode()),
-        (CsvStyle(embedded_newlines=True), lambda d, h, r: any("\n" in v for x in r for v in x)
-         and d.count(b"\n") > len(r) + 1),
+        (
+            CsvStyle(embedded_newlines=True),
+            lambda d, h, r: any("\n" in v for x in r for v in x) and d.count(b"\n") > len(r) + 1,
+        ),
         (CsvStyle(bom=True), lambda d, h, r: d.startswith(b'\xef\xbb\xbf"timestamp"')),
     ],
-    ids=["legacy-ts", "comma-tags", "crlf", "quoted-numbers", "shuffled", "extra", "missing", "non-ascii",
-         "newlines", "bom"],
+    ids=[
+        "legacy-ts",
+        "comma-tags",
+        "crlf",
+        "quoted-numbers",
+        "shuffled",
+        "extra",
+        "missing",
+        "non-ascii",
+        "newlines",
+        "bom",
+    ],
 )
 def test_csv_style_switches(style: CsvStyle, check: object) -> None:
     data = render("scan_ssl", rows=200, style=style)
@@ -213,8 +235,10 @@ def test_malformed_rows_match_the_ground_truth(report_type: str, spec: Malformat
 
 def test_malformed_rows_replace_rows_and_leave_the_others_unchanged() -> None:
     spec = Malformations(count=10, kinds=("missing_cells",))
-    with Simulator(SimulatorConfig(today=TODAY, rows=100, types=("device_id",))) as clean, \
-            Simulator(SimulatorConfig(today=TODAY, rows=100, types=("device_id",), malformed=spec)) as bad:
+    with (
+        Simulator(SimulatorConfig(today=TODAY, rows=100, types=("device_id",))) as clean,
+        Simulator(SimulatorConfig(today=TODAY, rows=100, types=("device_id",), malformed=spec)) as bad,
+    ):
         _, good_rows = parse(clean.content(clean.reports()[0]))
         _, bad_rows = parse(bad.content(bad.reports()[0]))
     changed = [n for n, (a, b) in enumerate(zip(good_rows, bad_rows, strict=True)) if a != b]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from datetime import date
+from datetime import date, datetime
 
 import click
 
@@ -21,6 +21,7 @@ def ingest_window(
     window: tuple[date, date] | None = None,
     *,
     days: int | None = None,
+    until: date | None = None,
     wait_for_lock: float = 0.0,
 ) -> RunResult:
     """Take the ingestion lock, close what a dead process left open, run one window, print the result."""
@@ -36,7 +37,7 @@ def ingest_window(
             reporter = stack.enter_context(RichReporter())
         ingestor = Ingestor(rt.settings, db, rt.require_client(), stop=rt.stop, reporter=reporter)
         if window is None:
-            window = ingestor.backfill_window(days) if days is not None else ingestor.cycle_window()
+            window = ingestor.backfill_window(days, until) if days is not None else ingestor.cycle_window()
         result = ingestor.run(kind, window)
     print_result(result)
     return result
@@ -66,14 +67,19 @@ def once() -> None:
 
 @click.command()
 @click.argument("days", type=click.IntRange(min=0))
+@click.option(
+    "--until",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    help="Last day of the window (YYYY-MM-DD, UTC); default today.",
+)
 @handle_errors
-def backfill(days: int) -> None:
-    """Load DAYS days before today up to today (UTC); 0 loads today only.
+def backfill(days: int, until: datetime | None) -> None:
+    """Load DAYS days before today (or --until) up to it, UTC; 0 loads that day only.
 
     Files already loaded are skipped, so a backfill can be repeated or widened safely.
     """
     with runtime(need_api=True, need_db=True) as rt:
-        result = ingest_window(rt, "backfill", days=days)
+        result = ingest_window(rt, "backfill", days=days, until=until.date() if until else None)
     sys.exit(result.exit_code)
 
 

@@ -15,6 +15,9 @@ from ingestor.catalog import ReportType
 from ingestor.parse.csvfile import CsvProblem, ReportCsv
 from ingestor.parse.normalize import NormalizedRow, Reject, Rejection, RowNormalizer
 
+BATCH_BYTES = 2 * 1024 * 1024
+"""A batch also ends at this many bytes of COPY text, so wide rows cannot make batches (memory) large."""
+
 MAX_REJECTED_SAMPLES = 100
 """Rejected rows kept per file in ``ss_rejected_rows`` (all are counted)."""
 
@@ -136,6 +139,7 @@ def iter_batches(
         lines: list[str] = []
         keys: list[str] = []
         seen: set[str] = set()
+        size = 0
         for record in reader.records():
             stats.rows_read += 1
             if isinstance(record, CsvProblem):
@@ -153,10 +157,12 @@ def iter_batches(
             seen.add(row.event_hash)
             if with_keys:
                 keys.append(f"{len(lines)}\t{row.event_hash}\t{row.legacy_hash or NULL}\n")
-            lines.append(prefix + copy_line(row))
-            if len(lines) >= batch_rows:
+            line = prefix + copy_line(row)
+            lines.append(line)
+            size += len(line)
+            if len(lines) >= batch_rows or size >= BATCH_BYTES:
                 yield _batch(lines, keys)
-                lines, keys, seen = [], [], set()
+                lines, keys, seen, size = [], [], set(), 0
         if lines:
             yield _batch(lines, keys)
     finally:

@@ -16,9 +16,9 @@ import time
 from typing import Any
 
 import psycopg
+from ingest import EVENT_COLUMNS, Bench, parse_args
 from psycopg import sql
 
-from ingest import EVENT_COLUMNS, Bench, parse_args
 from ingestor.parse.batches import copy_line
 
 OURS = [
@@ -98,9 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{options.rows:,} rows, raw COPY into ss_events' columns with each index set (best of {options.repeat})")
     print(f"{'index set':<52} {'rows/s':>9} {'vs v1':>6} {'WAL MB':>7}")
     for result in results:
-        print(
-            f"{result['indexes']:<52} {result['rows_per_s']:>9,} {result['rows_per_s'] / base:>5.1f}x {result['wal_mb']:>7,}"
-        )
+        ratio = result["rows_per_s"] / base
+        print(f"{result['indexes']:<52} {result['rows_per_s']:>9,} {ratio:>5.1f}x {result['wal_mb']:>7,}")
     return 0
 
 

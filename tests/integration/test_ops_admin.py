@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import threading
 from collections.abc import Callable
@@ -13,15 +12,14 @@ from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-from ingestor.cli import main
 from ingestor.config import load_settings
 from ingestor.db.connect import Database
 from ingestor.errors import InstanceLockedError
 from ingestor.ops.imports import plan_import, run_import
 from ingestor.ops.retention import PRUNE_LOCK, apply_retention, prune
 
+from fixtures.cli import invoke, query
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
@@ -29,29 +27,6 @@ SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "shadowserver-s
 TODAY = datetime.now(UTC).date()
 SIM_AGE = (TODAY - SIM_TODAY).days
 """Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""
-
-
-def invoke(url: str, *args: str, env: dict[str, str] | None = None) -> Result:
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in ("ingestor", "psycopg")]
-    levels = [(logger, logger.level, logger.propagate) for logger, _ in saved]
-    try:
-        return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url, **(env or {})}, catch_exceptions=False)
-    finally:
-        for logger, handlers in saved:
-            logger.handlers[:] = handlers
-        for logger, level, propagate in levels:
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-@pytest.fixture(autouse=True)
-def _no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 def load_sim(url: str, sim: RunningSimulator, folder: Path) -> None:

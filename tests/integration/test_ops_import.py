@@ -4,48 +4,21 @@ ledger and audit as API files; a re-import inserts nothing; bad paths are one li
 from __future__ import annotations
 
 import gzip
-import logging
 import shutil
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-from ingestor.cli import main
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
 from ingestor.simulator import Report
 
+from fixtures.cli import invoke, query
 from fixtures.sim import RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-
-
-def invoke(url: str, *args: str) -> Result:
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in ("ingestor", "psycopg")]
-    levels = [(logger, logger.level, logger.propagate) for logger, _ in saved]
-    try:
-        return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
-    finally:
-        for logger, handlers in saved:
-            logger.handlers[:] = handlers
-        for logger, level, propagate in levels:
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-@pytest.fixture(autouse=True)
-def _no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-
-
-def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 def mail_folder(sim: RunningSimulator, folder: Path) -> list[Report]:

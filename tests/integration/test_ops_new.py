@@ -7,38 +7,19 @@ has a known answer, including after a late file for an earlier date arrives.
 from __future__ import annotations
 
 import json
-import logging
 from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-from ingestor.cli import main
 from ingestor.ops import filters as flt
 from ingestor.ops.search import new_params, plan_nodes
 
+from fixtures.cli import invoke
+
 D1, D2, D3 = date(2026, 11, 16), date(2026, 11, 17), date(2026, 11, 18)
 SCAN_HEADER = "timestamp,severity,ip,port,hostname,tag,asn,geo\n"
-
-
-def invoke(url: str, *args: str) -> Result:
-    saved = [(logging.getLogger(n), list(logging.getLogger(n).handlers)) for n in ("ingestor", "psycopg")]
-    levels = [(logger, logger.level, logger.propagate) for logger, _ in saved]
-    try:
-        return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
-    finally:
-        for logger, handlers in saved:
-            logger.handlers[:] = handlers
-        for logger, level, propagate in levels:
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-@pytest.fixture(autouse=True)
-def _no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
 
 
 def scan_file(folder: Path, day: date, name: str, subjects: list[tuple[str, int]], severity: str = "high") -> Path:

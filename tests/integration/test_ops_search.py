@@ -10,51 +10,25 @@ import csv
 import io
 import ipaddress
 import json
-import logging
 import shutil
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
-from click.testing import CliRunner, Result
 
-from ingestor.cli import main
 from ingestor.config import load_settings
 from ingestor.db.connect import Database
 from ingestor.db.migrate import migrate
 from ingestor.ops.imports import plan_import, run_import
 from ingestor.simulator import DEFAULT_TYPES, Simulator, SimulatorConfig
 
+from fixtures.cli import invoke
 from fixtures.pg import PgServer
 from fixtures.sim import SIM_TODAY
-
-
-def invoke(url: str, *args: str) -> Result:
-    """Run the CLI in-process against ``url``; restore logging afterwards (the CLI configures it)."""
-    saved = {name: _logger_state(name) for name in ("ingestor", "psycopg")}
-    try:
-        return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
-    finally:
-        for name, (handlers, level, propagate) in saved.items():
-            logger = logging.getLogger(name)
-            logger.handlers[:] = handlers
-            logger.setLevel(level)
-            logger.propagate = propagate
-
-
-def _logger_state(name: str) -> tuple[list[logging.Handler], int, bool]:
-    logger = logging.getLogger(name)
-    return list(logger.handlers), logger.level, logger.propagate
-
-
-@pytest.fixture(autouse=True)
-def _no_dotenv(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # runtime() reads ./.env
 
 
 @dataclass

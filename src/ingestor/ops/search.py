@@ -38,16 +38,7 @@ FINDING_COLUMNS = (
     "last_seen",
     "times_seen",
     "finding_key",
-    "id",
-    "report_date",
-    "ip",
-    "port",
-    "asn",
-    "geo",
-    "hostname",
-    "tag",
-    "severity",
-    "event_time",
+    *(column for column in EVENT_COLUMNS if column != "report_type"),
 )
 """A new finding: its identity and history, then the event that first reported it."""
 

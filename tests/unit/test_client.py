@@ -241,3 +241,23 @@ def test_download_404_is_not_retried_and_names_no_id() -> None:
     with pytest.raises(DownloadNotFoundError) as info:
         make_client(handler).download(item(), io.BytesIO())
     assert len(calls) == 1 and REPORT_ID not in str(info.value)
+
+
+def test_key_info_subscribed_and_report_types_unwrap_their_answers() -> None:
+    answers = {
+        "key/info": [{"query_limit": "0", "status": "active", "access": ["reports"]}],
+        "reports/subscribed": ["united-states", "california"],
+        "reports/types": ["scan_ssl", "device_id"],
+    }
+    bodies: dict[str, dict[str, object]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        method = request.url.path.removeprefix("/api2/")
+        bodies[method] = json.loads(request.content)
+        return httpx.Response(200, json=answers[method])
+
+    client = make_client(handler)
+    assert client.key_info()["status"] == "active"
+    assert client.subscribed() == ["united-states", "california"]
+    assert client.report_types("-30:now") == ["scan_ssl", "device_id"]
+    assert bodies["reports/types"] == {"apikey": "the-key", "date": "-30:now", "detail": False}

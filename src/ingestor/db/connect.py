@@ -105,15 +105,6 @@ class Database:
         except psycopg.OperationalError as exc:
             raise DatabaseUnavailableError(f"PostgreSQL {self.display} failed: {_first_line(exc)}") from None
 
-    def ping(self) -> bool:
-        """True if a trivial query succeeds within a few seconds."""
-        try:
-            with psycopg.connect(self.conninfo, autocommit=True, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-            return True
-        except psycopg.Error:
-            return False
-
     def close(self) -> None:
         """Close the pool and stop the embedded server if this process started it."""
         if self._pool is not None:

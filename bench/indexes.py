@@ -19,8 +19,6 @@ import psycopg
 from ingest import EVENT_COLUMNS, Bench, parse_args
 from psycopg import sql
 
-from ingestor.parse.batches import copy_line
-
 OURS = [
     "CREATE INDEX ON {t} (ip)",
     "CREATE INDEX ON {t} (asn)",
@@ -81,9 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         bench.start()
         sim, server = bench.simulator(options.rows)
         try:
-            rows = bench.rows_of(sim)
-            prefix = f"scan_ssl\t{sim.reports()[0].date.isoformat()}\t1\t"
-            lines = "".join(prefix + copy_line(row) + "\n" for row in rows).encode()
+            count, lines = bench.copy_lines(sim)
         finally:
             server.stop()
             sim.close()
@@ -91,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         for name, indexes in SETS.items():
             runs = [measure(url, lines, indexes) for _ in range(options.repeat)]
             seconds, wal = min(runs)
-            results.append({"indexes": name, "rows_per_s": round(len(rows) / seconds), "wal_mb": round(wal / 2**20)})
+            results.append({"indexes": name, "rows_per_s": round(count / seconds), "wal_mb": round(wal / 2**20)})
     finally:
         bench.close()
     base = results[0]["rows_per_s"]

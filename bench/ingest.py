@@ -264,6 +264,12 @@ class Bench:
             rows = [normalize(cells) for cells in reader.records()]
         return [row for row in rows if isinstance(row, NormalizedRow)]
 
+    def copy_lines(self, sim: Simulator) -> tuple[int, bytes]:
+        """The report's rows pre-formatted for ``COPY ss_events`` (the reference's input), and their count."""
+        rows = self.rows_of(sim)
+        prefix = f"{self.args.type}\t{sim.reports()[0].date.isoformat()}\t1\t"
+        return len(rows), "".join(prefix + copy_line(row) + "\n" for row in rows).encode()
+
     def cpu_per_row(self, sim: Simulator) -> float:
         data = sim.path_of(sim.reports()[0]).read_bytes()
         best = float("inf")
@@ -373,14 +379,12 @@ class Bench:
         self.start()
         sim, server = self.simulator(args.rows)
         try:
-            rows = self.rows_of(sim)
-            prefix = f"{args.type}\t{sim.reports()[0].date.isoformat()}\t1\t"
-            lines = "".join(prefix + copy_line(row) + "\n" for row in rows).encode()
+            count, lines = self.copy_lines(sim)
             self.figures["bytes_per_row"] = round(sim.path_of(sim.reports()[0]).stat().st_size / args.rows)
             self.figures["columns"] = len(self.columns)
             self.figures["cpu_us_per_row"] = round(self.cpu_per_row(sim), 1)
 
-            reference = self.reference(lines, len(rows))
+            reference = self.reference(lines, count)
             self.results.append(reference)
             if args.v1_rows:
                 self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
@@ -417,7 +421,7 @@ class Bench:
             )
 
             scale_url = self.new_database("scale")
-            prefill_seconds = self.prefill(scale_url, lines, len(rows), args.scale_rows)
+            prefill_seconds = self.prefill(scale_url, lines, count, args.scale_rows)
             scale_run = self.run_cli(scale_url, server, "backfill", "0", "--until", self.day)
             self._check(scale_run, inserted=args.rows, what="scale")
             self.results.append(

@@ -109,6 +109,17 @@ def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
     return rows(url, query, params)[0][0]
 
 
+def restart_until_loaded(start_service: Callable[..., Service], sim: Any, url: str) -> None:
+    """Start the service again, wait for one of its runs to succeed, and stop it cleanly (exit 0)."""
+    again = start_service(sim, url, BACKFILL_DAYS="0")
+    wait_for(
+        lambda: any(status == "success" for _, status, pid, _ in runs(url) if pid == again.pid),
+        "the restarted service to load the file",
+        again,
+    )
+    assert again.terminate()[0] == 0
+
+
 def runs(url: str) -> list[tuple[str, str, int, str | None]]:
     """(kind, status, pid, error_message) of every run, oldest first."""
     return rows(url, "SELECT kind, status, pid, error_message FROM ss_ingestion_log ORDER BY id")  # type: ignore[return-value]
@@ -244,13 +255,7 @@ def test_sigterm_mid_download_exits_cleanly_and_the_next_start_loads_the_file_wh
     assert scalar(migrated_db_url, "SELECT count(*) FROM ss_events") == 0
 
     sim.faults.clear()
-    again = start_service(sim, migrated_db_url, BACKFILL_DAYS="0")
-    wait_for(
-        lambda: any(status == "success" for _, status, pid, _ in runs(migrated_db_url) if pid == again.pid),
-        "the restarted service to load the file",
-        again,
-    )
-    assert again.terminate()[0] == 0
+    restart_until_loaded(start_service, sim, migrated_db_url)
     assert runs(migrated_db_url)[1][:2] == ("backfill", "success")  # still no success before: backfill again
     assert rows(migrated_db_url, "SELECT status, attempts, rows_read, rows_inserted FROM ss_report_files") == [
         ("loaded", 2, report.row_count, report.row_count)
@@ -341,13 +346,7 @@ def test_a_shutdown_stuck_in_a_hung_download_is_bounded_by_the_watchdog_and_reco
     assert [r[1] for r in runs(migrated_db_url)] == ["running"]  # left for the next start to close
 
     sim.faults.clear()
-    again = start_service(sim, migrated_db_url, BACKFILL_DAYS="0")
-    wait_for(
-        lambda: any(status == "success" for _, status, pid, _ in runs(migrated_db_url) if pid == again.pid),
-        "the restarted service to load the file",
-        again,
-    )
-    assert again.terminate()[0] == 0
+    restart_until_loaded(start_service, sim, migrated_db_url)
     first_run = runs(migrated_db_url)[0]
     assert first_run[1] == "interrupted" and "stopped before the run finished" in (first_run[3] or "")
     assert rows(migrated_db_url, "SELECT status, attempts FROM ss_report_files") == [("loaded", 2)]

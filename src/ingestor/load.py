@@ -1,22 +1,22 @@
 """Load one report file into ``ss_events``.
 
 A parse worker process (``parse/worker.py``) reads, normalises, hashes and formats the file in batches
-(repeats inside a batch are dropped there); the caller's connection takes each batch through three steps:
+(repeats inside a batch are dropped there); the caller's connection takes each batch through four steps:
 
-1. COPY the batch's row identities (position, ``event_hash``, v1.0.0's ISO-8859-1 hash) into a small
-   temporary staging table;
-2. one query returns the positions of the rows already stored (in earlier files, or in earlier batches of
-   this file, which the transaction sees);
-3. COPY the other rows straight into ``ss_events``.
+1. COPY the batch's row identities (position, ``event_hash``, v1.0.0's ISO-8859-1 hash, the inputs of the
+   finding key) into a small temporary staging table;
+2. probe ``ss_events`` for the rows already stored (in earlier files, or in earlier batches of this file,
+   which the transaction sees): one unique-index lookup per row, and, for the rare rows with non-ASCII
+   text, one more for the hash v1.0.0 gave them;
+3. COPY the other rows straight into ``ss_events``;
+4. note the finding key of each inserted row in a second staging table.
 
-This is "COPY into staging, then deduplicate" with only the key in staging: new rows are written once,
-by COPY, instead of twice (staging, then ``INSERT ... SELECT ... ON CONFLICT``), and a batch of
-duplicates costs one index probe per row. When nothing of the file's report type and date is stored yet
-(the usual case for a new file), steps 1 and 2 are skipped and the unique key alone guards against a row
-repeated across batches: should it fire, the attempt is rolled back to a savepoint and the file is loaded
-again with the probe. The ingestion lock keeps other ingestors out meanwhile; should another writer slip
-in anyway, the unique key rejects the COPY and the file is retried as a whole. At the end the file's new
-rows update ``ss_findings`` and ``ss_reports``.
+This is "COPY into staging, then deduplicate" with only the key in staging: new rows are written once, by
+COPY, instead of twice (staging, then ``INSERT ... SELECT ... ON CONFLICT``), and a batch of duplicates
+costs one index probe per row. Every statement is served by its index whatever the planner's statistics
+say (see ``db/sql/queries.sql``). The ingestion lock keeps other ingestors out meanwhile; should another
+writer slip in anyway, the unique key rejects the COPY and the file fails, to be loaded whole later. At
+the end the file's new rows update ``ss_findings`` and ``ss_reports``; nothing of ``ss_events`` is read back.
 
 Everything happens inside the caller's transaction: a file is loaded whole or not at all. Counts always
 add up: ``rows_read = inserted + duplicates + rejected``.
@@ -80,27 +80,10 @@ def load_report(
     if not header:
         return LoadStats()
     report = catalog.get(report_type, header)
-    key = (*report.natural_key, None, None)
-    params = {
-        "report_type": report_type,
-        "report_date": report_date,
-        "file_id": file_id,
-        "key_port": report.finding_uses_port,
-        "key1": key[0],
-        "key2": key[1],
-    }
+    params = {"report_type": report_type, "report_date": report_date, "file_id": file_id}
     prefix = f"{copy_text(report_type)}\t{report_date.isoformat()}\t{file_id}\t"
     file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress)
-    stats: LoadStats | None = None
-    row = conn.execute(QUERIES["slice_has_rows"], params).fetchone()
-    if row is not None and not row[0]:
-        try:
-            with conn.transaction():
-                stats = _load(conn, file, probe=False)
-        except psycopg.errors.UniqueViolation:
-            log.info("rows repeat across batches of this file; loading it again with duplicate checks")
-    if stats is None:
-        stats = _load(conn, file, probe=True)
+    stats = _load(conn, file)
     stats.known_type = report.known
     if report.known:
         stats.columns_unknown = [c for c in header if c not in report.fields]
@@ -109,19 +92,19 @@ def load_report(
     return stats
 
 
-def _load(conn: psycopg.Connection[Any], file: _File, *, probe: bool) -> LoadStats:
+def _load(conn: psycopg.Connection[Any], file: _File) -> LoadStats:
     inserted = duplicates = 0
-    if probe:
-        conn.execute(QUERIES["create_key_stage"])
+    conn.execute(QUERIES["create_key_stage"])
+    conn.execute(QUERIES["create_findings_stage"])
     stats: LoadStats | None = None
     try:
-        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows, keys=probe):
+        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows):
             if isinstance(message, LoadStats):
                 stats = message
                 break
             if file.stop.is_set():
                 raise StopRequested("stop requested while loading; the file's transaction is abandoned")
-            new = _insert_batch(conn, message, file.params, probe)
+            new = _insert_batch(conn, message, file.params)
             inserted += new
             duplicates += message.rows - new
             if file.progress is not None:
@@ -150,25 +133,26 @@ def _load(conn: psycopg.Connection[Any], file: _File, *, probe: bool) -> LoadSta
     return stats
 
 
-def _insert_batch(conn: psycopg.Connection[Any], batch: Batch, params: dict[str, Any], probe: bool) -> int:
-    """Probe the batch's keys (unless ``probe`` is off) and COPY its new rows; return how many were inserted."""
-    data = batch.data
-    rows = batch.rows
-    if probe:
-        conn.execute(QUERIES["truncate_key_stage"])
-        with conn.cursor().copy(QUERIES["copy_key_stage"]) as copy:
-            copy.write(batch.keys)
-        existing = {row[0] for row in conn.execute(QUERIES["existing_keys"], params)}
-        if existing:
-            lines = data.split(b"\n")[:-1]
-            kept = [line for position, line in enumerate(lines) if position not in existing]
-            data = b"".join(line + b"\n" for line in kept)
-            rows = len(kept)
+def _insert_batch(conn: psycopg.Connection[Any], batch: Batch, params: dict[str, Any]) -> int:
+    """Probe the batch's keys, COPY its new rows and stage their findings; return how many were inserted."""
+    conn.execute(QUERIES["truncate_key_stage"])
+    with conn.cursor().copy(QUERIES["copy_key_stage"]) as copy:
+        copy.write(batch.keys)
+    stored = {row[0] for row in conn.execute(QUERIES["existing_keys"], params)}
+    if batch.legacy:
+        stored.update(row[0] for row in conn.execute(QUERIES["existing_legacy_keys"], params))
+    data, rows = batch.data, batch.rows
+    if stored:
+        lines = data.split(b"\n")[:-1]
+        kept = [line for position, line in enumerate(lines) if position not in stored]
+        data = b"".join(line + b"\n" for line in kept)
+        rows = len(kept)
     if rows:
         with conn.cursor().copy(QUERIES["copy_events"]) as copy:
             view = memoryview(data)
             for offset in range(0, len(view), COPY_CHUNK_BYTES):  # keeps libpq's send buffer small
                 copy.write(view[offset : offset + COPY_CHUNK_BYTES])
+        conn.execute(QUERIES["stage_findings"], {**params, "stored": sorted(stored)})
     return rows
 
 

@@ -15,7 +15,6 @@ import pytest
 from ingestor import ledger
 from ingestor.catalog import load_catalog
 from ingestor.db.migrate import available_migrations, migrate
-from ingestor.db.queries import QUERIES
 from ingestor.load import LoadStats, load_report
 
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
@@ -188,7 +187,6 @@ def test_indexes_are_the_chosen_set(migrated_db_url: str) -> None:
         "ss_events_report_type_report_date_event_hash_key",
         "idx_ss_events_ip",
         "idx_ss_events_asn",
-        "idx_ss_events_report_date",
         "idx_ss_events_hostname",
     }
 
@@ -242,7 +240,8 @@ def test_findings_track_first_and_last_seen_in_any_load_order(migrated_db_url: s
             "192.0.2.3|443": (date(2026, 11, 19), date(2026, 11, 21), 2),
         }
         first_ip = conn.execute(
-            "SELECT e.ip::text, e.report_date FROM ss_findings f JOIN ss_events e ON e.id = f.first_event_id"
+            "SELECT e.ip::text, e.report_date FROM ss_findings f JOIN ss_events e ON e.report_type = f.report_type"
+            " AND e.report_date = f.first_seen AND e.event_hash = f.first_event_hash"
             " WHERE f.finding_key = '192.0.2.3|443'"
         ).fetchone()
         assert first_ip == ("192.0.2.3/32", date(2026, 11, 19))
@@ -266,20 +265,42 @@ def test_findings_ignore_ephemeral_client_ports_and_use_natural_keys_without_ip(
         assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9", 2)]
 
 
-def test_the_duplicate_probe_stays_an_index_probe_per_row_whatever_the_statistics(migrated_db_url: str) -> None:
-    """At 1M rows a plain EXISTS became a hash of the whole report day per batch (PostgreSQL 17+, stale stats)."""
-    rows = b"".join(f'"2026-11-20 01:00:00Z","192.0.{i // 250}.{i % 250}",443\n'.encode() for i in range(3000))
+def test_hosts_a_v1_database_already_saw_are_not_new_after_the_upgrade(make_db_url: Callable[..., str]) -> None:
+    """Migration, loader and rebuild share one finding key (ss_finding_key), whatever the report family."""
+    day1, day2 = date(2026, 11, 19), DAY
+    sinkhole = '"timestamp","src_ip","src_port","dst_ip"\n"{day} 01:00:00Z","198.51.100.9",{port},"203.0.113.1"\n'
+    scan = '"timestamp","ip","port"\n"{day} 01:00:00Z","192.0.2.7",443\n'
+    account = '"timestamp","email","service"\n"{day} 01:00:00Z","a@example.org","{service}"\n'
+    files = [
+        ("event4_sinkhole", sinkhole, {"port": 50123}, {"port": 61000}),
+        ("scan_ssl", scan, {}, {}),
+        ("compromised_account", account, {"service": "imap"}, {"service": "smtp"}),
+    ]
+    with psycopg.connect(make_db_url(), autocommit=True) as conn:
+        conn.execute(V1_SCHEMA)
+        for report_type, text, first, _ in files:
+            v1_insert_file(conn, report_type, day1, text.format(day=day1, **first).encode())
+        migrate(conn, viewer_role=None)
+        for report_type, text, _, second in files:
+            data = text.format(day=day2, **second).encode()
+            assert load(conn, data, report_type=report_type, day=day2).inserted == 1
+        new = conn.execute("SELECT finding_key FROM ss_findings WHERE first_seen >= %s", (day2,)).fetchall()
+        assert new == []
+        seen = conn.execute("SELECT report_type, finding_key, times_seen FROM ss_findings ORDER BY 1").fetchall()
+        assert seen == [
+            ("compromised_account", "a@example.org", 2),
+            ("event4_sinkhole", "198.51.100.9", 2),
+            ("scan_ssl", "192.0.2.7|443", 2),
+        ]
+
+
+def test_the_v1_legacy_hash_matches_only_rows_v1_wrote(migrated_db_url: str) -> None:
+    """A row whose text is literally 'cafÃ©' is not the same row as a later 'café' one."""
+    mojibake = '"timestamp","ip","city"\n"2026-11-20 01:00:00Z","192.0.2.1","cafÃ©"\n'.encode()
+    proper = '"timestamp","ip","city"\n"2026-11-20 01:00:00Z","192.0.2.1","café"\n'.encode()
     with psycopg.connect(migrated_db_url, autocommit=True) as conn:
-        load(conn, b'"timestamp","ip","port"\n' + rows, batch_rows=1000)
-        with conn.transaction():
-            conn.execute(QUERIES["create_key_stage"])
-            with conn.cursor().copy(QUERIES["copy_key_stage"]) as copy:
-                copy.write(b"".join(f"{i}\t{i:064x}\t\\N\n".encode() for i in range(5000)))
-            plan = "\n".join(
-                row[0]
-                for row in conn.execute(
-                    "EXPLAIN " + QUERIES["existing_keys"], {"report_type": "scan_ssl", "report_date": DAY}
-                )
-            )
-    assert "hashed" not in plan and "Hash" not in plan, plan
-    assert "Seq Scan on ss_events" not in plan and "ss_events_report_type_report_date_event_hash_key" in plan, plan
+        assert load(conn, mojibake).inserted == 1
+        stats = load(conn, proper)
+        assert (stats.inserted, stats.duplicates) == (1, 0)
+        cities = conn.execute("SELECT raw_data->>'city' FROM ss_events ORDER BY id").fetchall()
+        assert cities == [("cafÃ©",), ("café",)]

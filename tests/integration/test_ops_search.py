@@ -37,9 +37,12 @@ class Loaded:
     rows: list[dict[str, Any]]
 
     def ids(self, predicate: Callable[[dict[str, Any]], bool]) -> list[int]:
-        """Ids of matching rows in the commands' order: newest report date first, then newest id."""
-        chosen = [row for row in self.rows if predicate(row)]
-        return [row["id"] for row in sorted(chosen, key=lambda row: (row["report_date"], row["id"]), reverse=True)]
+        """Ids of matching rows in the commands' order, the unique key's: newest report date first, then by
+        report type and event_hash."""
+        chosen = sorted(
+            (row for row in self.rows if predicate(row)), key=lambda row: (row["report_type"], row["event_hash"])
+        )
+        return [row["id"] for row in sorted(chosen, key=lambda row: row["report_date"], reverse=True)]
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +64,7 @@ def loaded(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         assert outcome.result is not None and outcome.result.status == "success"
         with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
             rows = cur.execute(
-                "SELECT id, report_type, report_date, ip, port, asn, geo, hostname, tag, severity,"
+                "SELECT id, report_type, report_date, ip, port, asn, geo, hostname, tag, severity, event_hash,"
                 " raw_data::text AS raw_text FROM ss_events"
             ).fetchall()
         yield Loaded(url, rows)

@@ -17,12 +17,10 @@ def rows(count: int, banner: str = "x") -> bytes:
     return b"".join(f'"2026-11-20 00:00:00Z","192.0.2.{i % 250}",{i},"{banner}"\n'.encode() for i in range(count))
 
 
-def run(data: bytes, batch_rows: int = 1000, with_keys: bool = True) -> tuple[list[batches.Batch], LoadStats]:
+def run(data: bytes, batch_rows: int = 1000, report_type: str = "scan_http") -> tuple[list[batches.Batch], LoadStats]:
     stats = LoadStats()
-    report = load_catalog().get("scan_http")
-    out = list(
-        iter_batches(io.BytesIO(data), report, "scan_http\t2026-11-20\t7\t", batch_rows, stats, with_keys=with_keys)
-    )
+    report = load_catalog().get(report_type)
+    out = list(iter_batches(io.BytesIO(data), report, f"{report_type}\t2026-11-20\t7\t", batch_rows, stats))
     return out, stats
 
 
@@ -42,12 +40,21 @@ def test_batches_also_split_at_the_byte_limit(monkeypatch: pytest.MonkeyPatch) -
     assert sum(b.rows for b in out) == 30
 
 
-def test_keys_number_the_rows_of_their_batch_and_can_be_left_out() -> None:
+def test_keys_number_the_rows_of_their_batch_and_carry_the_finding_key_inputs() -> None:
     out, _ = run(HEADER + rows(3), batch_rows=2)
     keys = out[1].keys.decode().splitlines()
-    assert [k.split("\t")[0] for k in keys] == ["0"] and keys[0].endswith("\t\\N")
-    bare, _ = run(HEADER + rows(3), batch_rows=2, with_keys=False)
-    assert all(b.keys == b"" for b in bare) and sum(b.rows for b in bare) == 3
+    assert len(keys) == 1
+    position, _, legacy, ip, port, raw = keys[0].split("\t")
+    assert (position, legacy, ip, port, raw) == ("0", "\\N", "192.0.2.2", "2", "\\N")
+    assert not out[1].legacy
+
+
+def test_rows_without_an_address_carry_their_raw_row_and_non_ascii_rows_their_legacy_hash() -> None:
+    data = '"timestamp","email","note"\n"2026-11-20 00:00:00Z","a@example.org","caf\u00e9 \\ x"\n'.encode()
+    out, _ = run(data, report_type="compromised_account")
+    position, _, legacy, ip, port, raw = out[0].keys.decode().rstrip("\n").split("\t")
+    assert (position, ip, port) == ("0", "\\N", "\\N") and legacy != "\\N" and out[0].legacy
+    assert raw == '{"email": "a@example.org", "note": "caf\\\\u00e9 \\\\\\\\ x", "timestamp": "2026-11-20 00:00:00Z"}'
 
 
 def test_a_row_repeated_inside_a_batch_is_counted_as_a_duplicate_once() -> None:

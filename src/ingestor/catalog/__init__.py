@@ -51,13 +51,6 @@ class ReportType:
     taxonomy: str | None = None
     classification_type: str | None = None
     known: bool = True
-    natural_key: tuple[str, ...] = ()
-
-    @property
-    def finding_uses_port(self) -> bool:
-        """Whether the subject port identifies a finding (a service port), or is ephemeral (a client port)."""
-        port = self.subject.port
-        return port is not None and not port.startswith(("src_", "http_referer_"))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -68,7 +61,6 @@ class ReportType:
             "classification_type": self.classification_type,
             "default_severity": self.default_severity,
             "subject": self.subject.as_dict(),
-            "natural_key": list(self.natural_key),
             "fields": list(self.fields),
         }
 
@@ -150,7 +142,6 @@ class Catalog:
                 url=entry.get("url"),
                 taxonomy=entry.get("taxonomy"),
                 classification_type=entry.get("classification_type"),
-                natural_key=tuple(entry.get("natural_key") or ()),
             )
             for name, entry in data["types"].items()
         }

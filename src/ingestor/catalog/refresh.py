@@ -70,14 +70,6 @@ DEFAULT_SEVERITY: dict[str, str] = {name: level for level, spec in _TYPES_MD.ite
 """Default severity by report type (report_schema types.md, 2026-03)."""
 
 
-NATURAL_KEYS: dict[str, tuple[str, ...]] = {
-    "compromised_account": ("email",),
-    "ransomware_victim": ("entity_name",),
-    "sandbox_dns": ("md5", "request"),
-}
-"""What identifies a finding in the report types without a subject IP (see ``ss_findings``)."""
-
-
 def read_source(source: str) -> bytes:
     """Read ``reports.json`` from a file path or an http(s) URL."""
     if source.startswith(("http://", "https://")):
@@ -103,7 +95,6 @@ def build_catalog(reports: dict[str, Any], previous: Catalog | None = None, orig
             url=entry.get("url"),
             taxonomy=entry.get("classification.taxonomy"),
             classification_type=entry.get("classification.type"),
-            natural_key=NATURAL_KEYS.get(name, old.natural_key if old else ()),
         )
     source = {"origin": origin, "generated_at": datetime.now(UTC).replace(microsecond=0).isoformat()}
     return Catalog(types=types, source=source)

@@ -203,7 +203,7 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
 
     \b
     Indexes: --ip idx_ss_events_ip; --asn idx_ss_events_asn; --hostname (exact) idx_ss_events_hostname;
-    --type (with --since/--until) the unique key; --since/--until idx_ss_events_report_date.
+    --since/--until (and --type with them) the unique key, which leads with the report date.
     --severity, --tag, --text and --hostname '*.domain' have no index of their own.
     """
     filters = _filters(**values)

@@ -7,7 +7,7 @@ one-line usage error. Which index serves which filter (see ``ops.sql`` and the p
     --asn       idx_ss_events_asn
     --hostname  idx_ss_events_hostname for an exact name; ``*.example.com`` has no index (LIKE '%...')
     --type      the unique key (report_type, report_date, event_hash), with --since/--until as its 2nd column
-    --since/--until  idx_ss_events_report_date (or the unique key with --type)
+    --since/--until  the unique key (report_date DESC NULLS LAST, report_type, event_hash)
     --severity, --tag, --text   no index: checked on the rows the other filters find, or while walking
                 the report-date index newest first until the limit is reached
 """

@@ -62,12 +62,15 @@ class Batch:
     """COPY text of up to ``batch_rows`` rows (repeats inside the batch already dropped) and their keys.
 
     ``data`` holds one line per row, ``\\n``-terminated (COPY escapes line breaks inside values, so
-    ``data.split(b"\\n")`` recovers the rows); ``keys`` holds ``position, event_hash, legacy_hash`` lines.
+    ``data.split(b"\\n")`` recovers the rows); ``keys`` holds one line of ``copy_key_stage`` per row:
+    position, event_hash, legacy hash, and the inputs of the finding key (subject address and port; the raw
+    row only when there is no address). ``legacy`` says whether any row has a legacy hash.
     """
 
     data: bytes
     keys: bytes
     rows: int
+    legacy: bool = False
 
 
 def copy_text(value: str | None) -> str:
@@ -124,13 +127,16 @@ def read_header(stream: IO[bytes]) -> list[str]:
         stream.seek(position)
 
 
-def iter_batches(
-    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats, *, with_keys: bool = True
-) -> Iterator[Batch]:
-    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``.
+def key_line(position: int, row: NormalizedRow) -> str:
+    """The row's line of ``copy_key_stage``: what the duplicate probes and the finding key need."""
+    raw = NULL if row.ip is not None else row.raw_json if row.plain else row.raw_json.replace("\\", "\\\\")
+    return f"{position}\t{row.event_hash}\t{row.legacy_hash or NULL}\t{row.ip or NULL}\t{_number(row.port)}\t{raw}\n"
 
-    Without ``with_keys`` the batches carry no key lines (the loader will not probe for stored rows).
-    """
+
+def iter_batches(
+    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats
+) -> Iterator[Batch]:
+    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``."""
     reader = ReportCsv(stream)
     try:
         if not reader.header:
@@ -140,6 +146,7 @@ def iter_batches(
         keys: list[str] = []
         seen: set[str] = set()
         size = 0
+        legacy = False
         for record in reader.records():
             stats.rows_read += 1
             if isinstance(record, CsvProblem):
@@ -155,20 +162,20 @@ def iter_batches(
                 stats.duplicates += 1
                 continue
             seen.add(row.event_hash)
-            if with_keys:
-                keys.append(f"{len(lines)}\t{row.event_hash}\t{row.legacy_hash or NULL}\n")
+            keys.append(key_line(len(lines), row))
+            legacy = legacy or row.legacy_hash is not None
             line = prefix + copy_line(row)
             lines.append(line)
             size += len(line)
             if len(lines) >= batch_rows or size >= BATCH_BYTES:
-                yield _batch(lines, keys)
-                lines, keys, seen, size = [], [], set(), 0
+                yield _batch(lines, keys, legacy)
+                lines, keys, seen, size, legacy = [], [], set(), 0, False
         if lines:
-            yield _batch(lines, keys)
+            yield _batch(lines, keys, legacy)
     finally:
         reader.close()
 
 
-def _batch(lines: list[str], keys: list[str]) -> Batch:
+def _batch(lines: list[str], keys: list[str], legacy: bool) -> Batch:
     lines.append("")
-    return Batch("\n".join(lines).encode("utf-8"), "".join(keys).encode("ascii"), len(lines) - 1)
+    return Batch("\n".join(lines).encode("utf-8"), "".join(keys).encode("utf-8"), len(lines) - 1, legacy)

@@ -40,7 +40,6 @@ class ParseRequest:
     report: ReportType
     prefix: str
     batch_rows: int
-    keys: bool
 
 
 @dataclass(frozen=True)
@@ -71,10 +70,7 @@ def serve(requests: Connection, replies: Connection) -> None:
         stats = LoadStats()
         try:
             with open(request.path, "rb") as stream:
-                batches = iter_batches(
-                    stream, request.report, request.prefix, request.batch_rows, stats, with_keys=request.keys
-                )
-                for batch in batches:
+                for batch in iter_batches(stream, request.report, request.prefix, request.batch_rows, stats):
                     replies.send(batch)
         except Exception as exc:  # reported to the loader, which fails the file with this message
             replies.send(WorkerFailure(f"{type(exc).__name__}: {exc}"))
@@ -103,11 +99,9 @@ class ParseWorker:
     def alive(self) -> bool:
         return self._process.poll() is None
 
-    def parse(
-        self, path: Path, report: ReportType, prefix: str, batch_rows: int, *, keys: bool = True
-    ) -> Iterator[Batch | LoadStats]:
+    def parse(self, path: Path, report: ReportType, prefix: str, batch_rows: int) -> Iterator[Batch | LoadStats]:
         """The file's batches in order, then its counts. Stop iterating early only by :meth:`close`."""
-        self._requests.send(ParseRequest(str(path), report, prefix, batch_rows, keys))
+        self._requests.send(ParseRequest(str(path), report, prefix, batch_rows))
         while True:
             try:
                 message = self._replies.recv()

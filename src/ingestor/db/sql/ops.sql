@@ -7,7 +7,8 @@
 -- (tests/integration/test_ops_plans.py checks every plan).
 
 -- name: search_events
--- Events matching every given filter, newest report date first (IRIS Data Explorer's default order).
+-- Events matching every given filter, newest report date first (IRIS Data Explorer's default order), in the
+-- order of the unique key, which leads with report_date DESC NULLS LAST: rows stream without a sort.
 -- raw_data only when the output shows it (JSON): decoding it costs more than all other columns together.
 SELECT e.id, e.report_type, e.report_date, e.ip, e.port, e.asn, e.geo, e.hostname, e.tag, e.severity,
        e.event_time, CASE WHEN %(with_raw)s THEN e.raw_data END AS raw_data
@@ -22,7 +23,7 @@ WHERE (%(ip)s::inet IS NULL OR e.ip <<= %(ip)s::inet)
   AND (%(until)s::date IS NULL OR e.report_date <= %(until)s::date)
   AND (%(tag)s::text IS NULL OR e.tag ILIKE %(tag)s::text)
   AND (%(text)s::text IS NULL OR e.raw_data::text ILIKE %(text)s::text)
-ORDER BY e.report_date DESC, e.id DESC
+ORDER BY e.report_date DESC NULLS LAST, e.report_type, e.event_hash
 LIMIT %(limit)s;
 
 -- name: new_findings
@@ -33,7 +34,8 @@ SELECT f.report_type, f.first_seen, f.last_seen, f.times_seen, f.finding_key,
        e.id, e.report_date, e.ip, e.port, e.asn, e.geo, e.hostname, e.tag, e.severity, e.event_time,
        CASE WHEN %(with_raw)s THEN e.raw_data END AS raw_data
 FROM ss_findings f
-LEFT JOIN ss_events e ON e.id = f.first_event_id
+LEFT JOIN ss_events e
+  ON e.report_type = f.report_type AND e.report_date = f.first_seen AND e.event_hash = f.first_event_hash
 WHERE f.first_seen BETWEEN %(since)s::date AND %(until)s::date
   AND (%(types)s::text[] IS NULL OR f.report_type = ANY(%(types)s::text[]))
   AND (%(ip)s::inet IS NULL OR e.ip <<= %(ip)s::inet)
@@ -82,7 +84,7 @@ GROUP BY report_type
 ORDER BY report_type;
 
 -- name: rows_by_type_and_date
--- Events per report type and report date since a day (range scan of idx_ss_events_report_date).
+-- Events per report type and report date since a day (range scan of the unique key, which leads with the date).
 SELECT report_type, report_date, COUNT(*) AS events
 FROM ss_events
 WHERE report_date >= %(since)s
@@ -117,7 +119,7 @@ FROM ss_report_files
 GROUP BY report_type;
 
 -- name: old_report_dates
--- Report dates before the cutoff, with their event counts (range scan of idx_ss_events_report_date).
+-- Report dates before the cutoff, with their event counts (range scan of the unique key).
 SELECT report_date, COUNT(*) AS events
 FROM ss_events
 WHERE report_date < %(cutoff)s
@@ -126,7 +128,7 @@ ORDER BY report_date;
 
 -- name: delete_events_batch
 -- At most one batch of one report date's events: a short transaction, each row found through
--- idx_ss_events_report_date and deleted through the primary key.
+-- the unique key (it leads with report_date) and deleted through the primary key.
 DELETE FROM ss_events
 WHERE id = ANY(ARRAY(SELECT id FROM ss_events WHERE report_date = %(report_date)s LIMIT %(batch)s));
 

@@ -1,62 +1,87 @@
 -- Named queries. Each block: "-- name: <name>", comment lines describing it, then one statement.
 
--- name: slice_has_rows
--- Whether any event of this report type and date is stored yet (an index probe on the unique key).
-SELECT EXISTS (SELECT 1 FROM ss_events WHERE report_type = %(report_type)s AND report_date = %(report_date)s);
+-- Every statement of the load path is written so that PostgreSQL can serve it only through the index meant
+-- for it, whatever its statistics say: the loader runs right after other files of the same report type and
+-- date were added, before autovacuum has analysed them, and after a crash recovery has reset the
+-- statistics. PostgreSQL 15 then planned the former duplicate probe as a scan of the whole report day per
+-- row (215 rows/s). tests/integration/test_load_plans.py checks each plan on a table never analysed.
 
 -- name: create_key_stage
--- Per-file staging of row identities. Created inside the file's transaction, so each TRUNCATE of it is
--- done in place and nothing of it outlives the transaction.
-CREATE TEMP TABLE ss_stage_keys (pos INTEGER NOT NULL, event_hash TEXT NOT NULL, legacy_hash TEXT)
+-- Per-file staging of the identities of one batch: position, event_hash, v1.0.0's ISO-8859-1 hash (rows
+-- with non-ASCII text only), and the inputs of the finding key (subject address and port; the raw row
+-- only for rows without an address, whose key is a natural key). Created inside the file's transaction,
+-- so each TRUNCATE is done in place and nothing of it outlives the transaction.
+CREATE TEMP TABLE ss_stage_keys (pos INTEGER NOT NULL, event_hash TEXT NOT NULL, legacy_hash TEXT, ip INET,
+                                 port INTEGER, raw_data JSONB)
 ON COMMIT DROP;
+
+-- name: create_findings_stage
+-- The file's inserted rows as (finding key, event_hash), folded into ss_findings once at the end.
+CREATE TEMP TABLE ss_stage_findings (finding_key TEXT NOT NULL, event_hash TEXT NOT NULL) ON COMMIT DROP;
 
 -- name: truncate_key_stage
 TRUNCATE ss_stage_keys;
 
 -- name: copy_key_stage
-COPY ss_stage_keys (pos, event_hash, legacy_hash) FROM STDIN;
+COPY ss_stage_keys (pos, event_hash, legacy_hash, ip, port, raw_data) FROM STDIN;
 
 -- name: existing_keys
--- Positions (in the batch) of rows already stored: same key (earlier files, or earlier batches of this
--- file, which the transaction sees), or, for rows with non-ASCII text, the hash v1.0.0 computed after
--- decoding the file as ISO-8859-1. LATERAL ... LIMIT 1 keeps this one unique-index probe per row: as a
--- plain EXISTS, PostgreSQL 17+ may hash the whole report day instead (it did, per batch, at 1M rows,
--- because the statistics cannot know the rows this transaction has just added).
+-- Positions (in the batch) of rows already stored, in earlier files or in earlier batches of this file
+-- (the transaction sees them). The whole unique key is an equality and the lookup is LATERAL: one probe
+-- of ss_events_report_type_report_date_event_hash_key per staged row, by construction (a join could be
+-- planned as a hash of the whole report day; an ANY(ARRAY[...]) of two hashes is not an index condition
+-- on PostgreSQL 15 and became a filter over the day).
 SELECT s.pos
 FROM ss_stage_keys s
 CROSS JOIN LATERAL (
   SELECT 1 FROM ss_events e
-  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s
-    AND e.event_hash = ANY (ARRAY[s.event_hash, s.legacy_hash])
+  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s AND e.event_hash = s.event_hash
   LIMIT 1) AS stored;
 
+-- name: existing_legacy_keys
+-- Positions of rows with non-ASCII text that v1.0.0 already stored under its ISO-8859-1 hash: only rows
+-- v1.0.0 wrote can carry that hash, and those have no file_id (every row we store has one). A separate
+-- probe, run only for batches that have such rows, with the same index condition as existing_keys.
+SELECT s.pos
+FROM ss_stage_keys s
+CROSS JOIN LATERAL (
+  SELECT 1 FROM ss_events e
+  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s AND e.event_hash = s.legacy_hash
+    AND e.file_id IS NULL
+  LIMIT 1) AS stored
+WHERE s.legacy_hash IS NOT NULL;
+
 -- name: copy_events
--- New rows go straight into ss_events: the dedup probe above has removed the rows already stored, and the
+-- New rows go straight into ss_events: the probes above have removed the rows already stored, and the
 -- ingestion lock keeps other ingestors out, so the unique key is the last line of defence, not a filter.
 COPY ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time,
                 raw_data, event_hash)
 FROM STDIN;
 
+-- name: stage_findings
+-- The finding keys of the batch's inserted rows (every staged position but the stored ones), computed
+-- from the staged values by ss_finding_key(), the one definition of a finding (migration 0004). Reads only
+-- the small temporary stage: nothing of ss_events is read back.
+INSERT INTO ss_stage_findings (finding_key, event_hash)
+SELECT ss_finding_key(%(report_type)s, s.ip, s.port, s.raw_data, s.event_hash), s.event_hash
+FROM ss_stage_keys s
+WHERE s.pos <> ALL (%(stored)s::integer[]);
+
 -- name: update_findings
--- Fold the rows this file inserted into their findings: first/last seen, times seen.
-INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, times_seen, first_event_id,
-                              last_event_id)
-SELECT %(report_type)s, k.finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(k.id), MAX(k.id)
-FROM (SELECT id,
-             COALESCE(abbrev(ip) || CASE WHEN %(key_port)s THEN '|' || COALESCE(port::text, '') ELSE '' END,
-                      NULLIF(concat_ws('|', raw_data ->> %(key1)s, raw_data ->> %(key2)s), ''),
-                      event_hash) AS finding_key
-      FROM ss_events
-      WHERE report_type = %(report_type)s AND report_date = %(report_date)s
-        AND file_id IS NOT DISTINCT FROM %(file_id)s) k
-GROUP BY k.finding_key
+-- Fold the file's inserted rows into their findings: first/last seen (and the event that first/last
+-- reported each), times seen. The upsert reaches ss_findings through its primary key only.
+INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, times_seen, first_event_hash,
+                              last_event_hash)
+SELECT %(report_type)s, finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(event_hash), MIN(event_hash)
+FROM ss_stage_findings
+GROUP BY finding_key
 ON CONFLICT (report_type, finding_key) DO UPDATE
 SET first_seen = LEAST(f.first_seen, EXCLUDED.first_seen),
-    first_event_id = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.first_event_id
-                          ELSE f.first_event_id END,
+    first_event_hash = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.first_event_hash
+                            ELSE f.first_event_hash END,
     last_seen = GREATEST(f.last_seen, EXCLUDED.last_seen),
-    last_event_id = CASE WHEN EXCLUDED.last_seen >= f.last_seen THEN EXCLUDED.last_event_id
-                         ELSE f.last_event_id END,
+    last_event_hash = CASE WHEN EXCLUDED.last_seen >= f.last_seen THEN EXCLUDED.last_event_hash
+                           ELSE f.last_event_hash END,
     times_seen = f.times_seen + EXCLUDED.times_seen;
 
 -- name: add_report_count
@@ -71,8 +96,13 @@ INSERT INTO ss_rejected_rows (file_id, line, reason, detail, excerpt)
 VALUES (%(file_id)s, %(line)s, %(reason)s, %(detail)s, %(excerpt)s);
 
 -- name: file_states
--- Ledger state of listed files, by source key.
-SELECT source_key, status, attempts FROM ss_report_files WHERE source_key = ANY(%(keys)s);
+-- Ledger state of listed files: one probe of the source_key unique index per listed key, so that a ledger
+-- of years of files is never scanned whatever its statistics (LIMIT 1 keeps the LATERAL subquery from
+-- being flattened into a join, which PostgreSQL may plan as a hash of the whole ledger).
+SELECT f.source_key, f.status, f.attempts
+FROM unnest(%(keys)s::text[]) AS k(source_key)
+CROSS JOIN LATERAL (
+  SELECT source_key, status, attempts FROM ss_report_files WHERE source_key = k.source_key LIMIT 1) AS f;
 
 -- name: claim_file
 -- Record that a file is being loaded (committed at once, so a crash leaves a visible trace).

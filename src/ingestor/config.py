@@ -68,7 +68,9 @@ class Settings(BaseModel):
     db_sslmode: Literal["disable", "allow", "prefer", "require", "verify-ca", "verify-full"] = Field(
         "prefer", alias="DB_SSLMODE"
     )
-    db_connect_timeout: int = Field(10, ge=1, alias="DB_CONNECT_TIMEOUT")
+    db_connect_timeout: int = Field(10, ge=1, le=3600, alias="DB_CONNECT_TIMEOUT")
+    db_lock_timeout: float = Field(60.0, ge=0, le=86_400, alias="DB_LOCK_TIMEOUT")
+    db_statement_timeout: float = Field(1800.0, ge=0, le=86_400, alias="DB_STATEMENT_TIMEOUT")
     embedded_db_dir: Path | None = Field(None, alias="EMBEDDED_DB_DIR")
     viewer_role: str = Field("shadowserver_viewer", alias="VIEWER_ROLE")
     batch_rows: int = Field(5_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
@@ -162,6 +164,16 @@ class Settings(BaseModel):
             sslmode=self.db_sslmode,
             connect_timeout=self.db_connect_timeout,
         )
+
+    def session_settings(self) -> dict[str, str]:
+        """PostgreSQL settings of every session the ingestor opens: bounded waits (0 = no bound), and a check
+        that lets the server abandon a statement whose client has gone."""
+        return {
+            "lock_timeout": f"{round(self.db_lock_timeout * 1000)}ms",
+            "statement_timeout": f"{round(self.db_statement_timeout * 1000)}ms",
+            "idle_in_transaction_session_timeout": f"{round(self.db_statement_timeout * 1000)}ms",
+            "client_connection_check_interval": "2s",
+        }
 
     @property
     def interval(self) -> timedelta:

@@ -12,10 +12,15 @@
     │   ├── EmptyDownloadError         0-byte body
     │   └── TruncatedDownloadError     the body ended before Content-Length
     ├── ReportFileError                a local or downloaded file cannot be read as a report
-    ├── DatabaseError                  PostgreSQL failed
-    │   ├── DatabaseUnavailableError   cannot connect
+    ├── DatabaseError                  PostgreSQL failed (db/errors.py maps psycopg's errors here)
+    │   ├── DatabaseUnavailableError   cannot connect, or the connection was lost: the run ends
     │   ├── DatabasePermissionError    the role lacks a privilege (see the README)
-    │   └── MigrationError             the schema cannot be brought up to date
+    │   ├── MigrationError             the schema cannot be brought up to date
+    │   └── DatabaseQueryError         a statement failed: the file fails, the run goes on
+    │       ├── DatabaseTimeoutError   lock_timeout or statement_timeout
+    │       ├── DatabaseConflictError  deadlock or serialization failure
+    │       ├── DatabaseDataError      a value or a constraint was refused
+    │       └── DatabaseResourceError  disk full, out of memory, a server limit
     ├── EmbeddedPostgresError          the embedded server cannot be found, started or stopped
     ├── InstanceLockedError            another instance holds the ingestion lock
     └── StopRequested                  a shutdown signal arrived; work was abandoned cleanly
@@ -103,6 +108,26 @@ class MigrationError(DatabaseError):
     """The database schema cannot be brought up to date."""
 
 
+class DatabaseQueryError(DatabaseError):
+    """A statement failed; the file that needed it fails and is retried later, the run goes on."""
+
+
+class DatabaseTimeoutError(DatabaseQueryError):
+    """A statement waited longer than DB_LOCK_TIMEOUT for a lock, or ran longer than DB_STATEMENT_TIMEOUT."""
+
+
+class DatabaseConflictError(DatabaseQueryError):
+    """The transaction met a deadlock or a serialization failure with another session."""
+
+
+class DatabaseDataError(DatabaseQueryError):
+    """PostgreSQL refused a value or a constraint."""
+
+
+class DatabaseResourceError(DatabaseQueryError):
+    """The server ran out of a resource (disk, memory) or hit one of its limits."""
+
+
 class EmbeddedPostgresError(IngestorError):
     """The embedded PostgreSQL server cannot be found, started or stopped."""
 
@@ -116,4 +141,4 @@ class InstanceLockedError(IngestorError):
 class StopRequested(IngestorError):
     """A shutdown was requested; the current work was abandoned cleanly."""
 
-    exit_code = 0
+    exit_code = 130

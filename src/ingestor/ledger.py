@@ -123,3 +123,15 @@ def mark_failed(
             "download_seconds": download_seconds,
         },
     )
+
+
+def lock_holders(conn: psycopg.Connection[Any]) -> list[str]:
+    """Other sessions holding table locks on ``ss_*`` tables that block writes: how an operator finds them."""
+    rows = conn.execute(QUERIES["lock_holders"]).fetchall()
+    return [
+        redact(
+            f"{relname} {mode} by backend {pid} ({application or 'unnamed'}, user {user}, since {since:%H:%M:%S}"
+            f" UTC: {query})"
+        )
+        for relname, mode, pid, user, application, since, query in rows
+    ]

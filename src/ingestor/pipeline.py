@@ -1,9 +1,12 @@
 """One ingestion run: list a date window, skip files already loaded, then download and load each new file
 in its own transaction, recording everything in the ledger and the audit log.
 
-A failing file is recorded as failed and retried on a later run; it never stops the other files. A stop
-request (SIGTERM) abandons the current file cleanly: its transaction is rolled back and it is marked
-``interrupted``, to be loaded whole next time.
+A failing file is recorded as failed and retried on a later run; it never stops the other files. That
+includes the database errors of one file (a deadlock, a lock or statement timeout, a refused value: see
+``db/errors.py``); only a lost connection or an unreachable server ends the run, which is then recorded as
+``error`` with the file it was loading ``interrupted`` (or, if the database is still away, by the next
+start). A stop request (SIGTERM) abandons the current file cleanly: its running statement is cancelled,
+its transaction rolled back, and it is marked ``interrupted``, to be loaded whole next time.
 """
 
 from __future__ import annotations
@@ -24,11 +27,19 @@ from ingestor.api.client import DownloadResult, ReportItem, ShadowserverClient
 from ingestor.catalog import Catalog, load_catalog
 from ingestor.config import Settings
 from ingestor.db.connect import Database
-from ingestor.errors import ApiError, DatabaseError, DownloadError, IngestorError, StopRequested
+from ingestor.db.errors import is_fatal, wrap_exceptions
+from ingestor.errors import (
+    ApiError,
+    DatabaseError,
+    DatabaseTimeoutError,
+    DownloadError,
+    IngestorError,
+    StopRequested,
+)
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
 from ingestor.parse.worker import shared_worker
-from ingestor.redaction import redact
+from ingestor.redaction import first_line, redact
 
 log = logging.getLogger(__name__)
 
@@ -186,6 +197,8 @@ class Ingestor:
         self.stop = stop or (client.retry.stop if client else threading.Event())
         self.reporter: Reporter = reporter or NullReporter()
         self.today = today
+        self._loading: int | None = None
+        """The ledger id of the file being loaded, until its outcome is recorded."""
 
     # ---- windows --------------------------------------------------------------------------------
 
@@ -234,6 +247,7 @@ class Ingestor:
         result = RunResult(run_id, kind, "running", window, totals)
         started = datetime.now(UTC)
         interrupted = fatal = False
+        self._loading = None
         with log_context(run_id=run_id):
             if window:
                 log.info("%s run: window %s to %s", kind, window[0], window[1])
@@ -263,8 +277,7 @@ class Ingestor:
                 log.error("run failed: %s", exc)
             result.status = run_status(totals, interrupted, fatal)
             result.error = self._error_summary(totals, result.status)
-            with self.db.connection() as conn:
-                audit.finish_run(conn, run_id, result.status, totals, result.error)
+            self._record_end(result)
             self._observe(result, started)
             log.info(
                 "%s run %s: %d listed, %d new, %d loaded, %d failed; rows %d inserted, %d duplicate, %d rejected",
@@ -279,6 +292,26 @@ class Ingestor:
                 totals.rows_rejected,
             )
         return result
+
+    def _record_end(self, result: RunResult) -> None:
+        """Close the run's audit row, and mark the file a lost connection left ``loading`` as interrupted.
+
+        After a lost connection the server may still be away: then the next start closes both (with the
+        counts of the files the run committed, which the ledger knows).
+        """
+        assert result.run_id is not None
+        try:
+            with self.db.connection(timeout=5.0) as conn:
+                if self._loading is not None:
+                    ledger.mark_failed(conn, self._loading, result.error or "the run ended", interrupted=True)
+                audit.finish_run(conn, result.run_id, result.status, result.totals, result.error)
+            self._loading = None
+        except DatabaseError as exc:
+            log.warning(
+                "cannot record the end of run %d (%s); the next start closes it as interrupted",
+                result.run_id,
+                first_line(exc),
+            )
 
     def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
         settings = self.settings
@@ -360,11 +393,13 @@ class Ingestor:
                     subscription=source.subscription,
                     run_id=run_id,
                 )
+                self._loading = file_id  # until its fate is recorded: a lost connection leaves it to _record_end
                 self.reporter.file_started(source.label, None)
                 with tempfile.NamedTemporaryFile(
                     prefix="ss-report-", suffix=".csv", dir=self.settings.work_dir
                 ) as spool:
                     outcome = self._fetch_and_load(conn, source, file_id, spool)
+                self._loading = None
             self.reporter.file_finished(outcome)
             return outcome
 
@@ -378,7 +413,7 @@ class Ingestor:
             fetched = source.fetch(spool)
             spool.flush()
             outcome.size_bytes = fetched.size
-            with conn.transaction():
+            with wrap_exceptions(stop=self.stop), conn.transaction():
                 stats = load_report(
                     conn,
                     Path(spool.name),
@@ -407,24 +442,39 @@ class Ingestor:
         except (DownloadError, ApiError) as exc:
             outcome.error = str(exc)
             log.error("%s: %s", source.label, exc)
-        except psycopg.OperationalError:
-            raise
-        except (IngestorError, psycopg.Error, ValueError, UnicodeError, OSError) as exc:
+        except DatabaseError as exc:
+            if is_fatal(exc):
+                raise  # the connection is gone or the role cannot write: the run ends
+            outcome.error = f"database: {exc}{self._lock_holders(conn, exc)}"
+            log.error("%s: loading failed: %s", source.label, outcome.error)
+        except (IngestorError, ValueError, UnicodeError, OSError) as exc:
             outcome.error = f"{type(exc).__name__}: {exc}"
             log.error("%s: loading failed: %s", source.label, outcome.error)
         except Exception as exc:  # a bug must not stop the other files; it is recorded with its type
             outcome.error = f"unexpected {type(exc).__name__}: {exc}"
             log.exception("%s: unexpected failure", source.label)
-        ledger.mark_failed(
-            conn,
-            file_id,
-            outcome.error or "failed",
-            interrupted=outcome.status == "interrupted",
-            size_bytes=fetched.size if fetched else None,
-            sha256=fetched.sha256 if fetched else None,
-            download_seconds=fetched.seconds if fetched else None,
-        )
+        with wrap_exceptions():
+            ledger.mark_failed(
+                conn,
+                file_id,
+                outcome.error or "failed",
+                interrupted=outcome.status == "interrupted",
+                size_bytes=fetched.size if fetched else None,
+                sha256=fetched.sha256 if fetched else None,
+                download_seconds=fetched.seconds if fetched else None,
+            )
         return outcome
+
+    @staticmethod
+    def _lock_holders(conn: psycopg.Connection[Any], exc: DatabaseError) -> str:
+        """For a lock timeout, who holds locks on our tables that block writing (empty if unknown)."""
+        if not isinstance(exc, DatabaseTimeoutError) or not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
+            return ""
+        try:
+            holders = ledger.lock_holders(conn)
+        except psycopg.Error:
+            return ""
+        return f" (held by {'; '.join(holders)})" if holders else " (held by another transaction)"
 
     def _log_loaded(self, source: ReportSource, stats: LoadStats) -> None:
         label = source.label

@@ -61,3 +61,10 @@ REDACTOR = Redactor()
 def redact(text: str) -> str:
     """Redact ``text`` with the process-wide redactor."""
     return REDACTOR.redact(text)
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), redacted: how errors are
+    quoted in logs, stored errors and health reasons."""
+    lines = str(exc).strip().splitlines()
+    return redact(lines[0].strip() if lines else type(exc).__name__)

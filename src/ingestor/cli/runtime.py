@@ -1,5 +1,6 @@
-"""What every command needs: settings, logging, signal handling, the database and the API client,
-opened in order and closed in reverse, with errors turned into one clear line and an exit code."""
+"""What every command needs: settings, logging, signal handling, the shutdown bound, the database and the
+API client, opened in order and closed in reverse, with errors turned into one clear line and an exit
+code."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from ingestor.db.migrate import migrate
 from ingestor.errors import IngestorError
 from ingestor.logs import configure_logging
 from ingestor.redaction import REDACTOR, redact
+from ingestor.service.watchdog import ShutdownWatchdog
 
 log = logging.getLogger("ingestor.cli")
 
@@ -35,8 +37,14 @@ R = TypeVar("R")
 class Runtime:
     settings: Settings
     stop: threading.Event
+    watchdog: ShutdownWatchdog
     db: Database | None = None
     client: ShadowserverClient | None = None
+
+    def cancel_statements(self) -> None:
+        """Cancel what this process runs on the database (called by the watchdog when a stop comes)."""
+        if self.db is not None and (asked := self.db.cancel_active()):
+            log.info("cancelled %d running database statement(s)", asked)
 
     def require_db(self) -> Database:
         assert self.db is not None
@@ -95,7 +103,10 @@ def runtime(
     REDACTOR.add(*settings.secrets())
     stop = stop or threading.Event()
     with stop_on_signals(stop):
-        rt = Runtime(settings, stop)
+        watchdog = ShutdownWatchdog(stop, settings.stop_timeout)
+        rt = Runtime(settings, stop, watchdog)
+        watchdog.on_stop = rt.cancel_statements
+        watchdog.start()
         try:
             if need_db:
                 rt.db = Database.from_settings(settings)
@@ -111,6 +122,7 @@ def runtime(
                 rt.client.close()
             if rt.db is not None:
                 rt.db.close()
+            watchdog.disarm()
 
 
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:

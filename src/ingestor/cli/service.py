@@ -10,7 +10,6 @@ import click
 from ingestor.cli.runtime import handle_errors, runtime
 from ingestor.db.connect import Database
 from ingestor.service.app import serve
-from ingestor.service.watchdog import ShutdownWatchdog
 
 log = logging.getLogger("ingestor.service")
 
@@ -40,14 +39,10 @@ def run(**options: Any) -> None:
         "HEALTH_HOST": options["health_host"],
         "HEALTH_PORT": options["health_port"],
     }
-    watchdog: ShutdownWatchdog | None = None
     with runtime(need_api=True, overrides=overrides) as rt:
-        watchdog = ShutdownWatchdog(rt.stop, rt.settings.stop_timeout)
-        watchdog.start()
         rt.db = Database.from_settings(rt.settings)  # closed (embedded server stopped) by the runtime
         if not rt.stop.is_set():
             serve(rt.settings, rt.db, rt.require_client(), rt.stop)
-    elapsed = watchdog.elapsed()
-    watchdog.disarm()
-    if elapsed is not None:
+    elapsed = rt.watchdog.elapsed()
+    if elapsed is not None:  # a service stopped by SIGTERM/SIGINT has done its job: exit 0
         log.info("stopped cleanly %.1f s after the shutdown request", elapsed)

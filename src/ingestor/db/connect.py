@@ -3,22 +3,31 @@
 ``DATABASE_URL`` wins, then the ``DB_*`` parts when ``DB_HOST`` is set; with neither, an embedded server
 is started in ``EMBEDDED_DB_DIR`` and stopped when the ingestor exits. Connections come from a small
 pool, in autocommit mode: code that needs a transaction opens one explicitly.
+
+Every session gets the bounded waits of the settings (``DB_LOCK_TIMEOUT``, ``DB_STATEMENT_TIMEOUT``) and a
+client check, so that a held lock fails a file instead of hanging the service, and a statement whose
+client has gone stops on the server. The statements running on this process's connections can be
+cancelled at once (:meth:`Database.cancel_active`): a shutdown does not wait for them.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import threading
+import weakref
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingestor.config import Settings
+from ingestor.db.errors import translate
 from ingestor.errors import DatabaseUnavailableError
-from ingestor.redaction import redact
+from ingestor.redaction import first_line
 
 log = logging.getLogger(__name__)
 
@@ -44,20 +53,30 @@ def describe_conninfo(conninfo: str) -> str:
 
 
 class Database:
-    """A PostgreSQL target: its connection string, an optional embedded server and a pool."""
+    """A PostgreSQL target: its connection string, an optional embedded server, a pool, session settings."""
 
-    def __init__(self, conninfo: str, *, embedded: Any = None, pool_size: int = 4) -> None:
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        embedded: Any = None,
+        pool_size: int = 4,
+        session: Mapping[str, str] | None = None,
+    ) -> None:
         self.conninfo = make_conninfo(conninfo, application_name=APPLICATION_NAME)
         self.display = describe_conninfo(self.conninfo)
         self.embedded = embedded
+        self.session = {"TimeZone": "UTC", **(session or {})}
         self._pool_size = pool_size
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._active: weakref.WeakSet[psycopg.Connection[Any]] = weakref.WeakSet()
+        self._active_lock = threading.Lock()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Resolve the database of ``settings``, starting the embedded server when none is configured."""
         if not settings.uses_embedded_db:
-            return cls(settings.database_conninfo())
+            return cls(settings.database_conninfo(), session=settings.session_settings())
         from ingestor.db.embedded import EmbeddedPostgres, default_data_dir
 
         server = EmbeddedPostgres(
@@ -67,15 +86,21 @@ class Database:
         )
         url = server.start()
         log.info("using the embedded PostgreSQL in %s", settings.embedded_db_dir or default_data_dir())
-        return cls(url, embedded=server)
+        return cls(url, embedded=server, session=settings.session_settings())
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection of its own (for locks and listeners that must outlive pool checkouts)."""
         try:
             conn = psycopg.connect(self.conninfo, autocommit=autocommit)
         except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(f"cannot connect to PostgreSQL {self.display}: {_first_line(exc)}") from None
-        conn.execute("SET TIME ZONE 'UTC'")
+            raise DatabaseUnavailableError(f"cannot connect to PostgreSQL {self.display}: {first_line(exc)}") from exc
+        try:
+            self._configure(conn)
+        except psycopg.Error as exc:
+            conn.close()
+            raise translate(exc) from exc
+        with self._active_lock:
+            self._active.add(conn)
         return conn
 
     @property
@@ -86,7 +111,7 @@ class Database:
                 min_size=1,
                 max_size=self._pool_size,
                 kwargs={"autocommit": True},
-                configure=_configure,
+                configure=self._configure,
                 check=ConnectionPool.check_connection,  # a database restart leaves dead connections behind
                 open=False,
                 name="ingestor",
@@ -96,14 +121,35 @@ class Database:
 
     @contextmanager
     def connection(self, timeout: float = 30.0) -> Iterator[psycopg.Connection[Any]]:
-        """Borrow a pooled autocommit connection."""
+        """Borrow a pooled autocommit connection; psycopg errors inside come out as ours (db/errors.py)."""
         try:
             with self.pool.connection(timeout=timeout) as conn:
-                yield conn
+                with self._active_lock:
+                    self._active.add(conn)
+                try:
+                    yield conn
+                finally:
+                    with self._active_lock:
+                        self._active.discard(conn)
         except PoolTimeout:
             raise DatabaseUnavailableError(f"cannot connect to PostgreSQL {self.display} (timed out)") from None
-        except psycopg.OperationalError as exc:
-            raise DatabaseUnavailableError(f"PostgreSQL {self.display} failed: {_first_line(exc)}") from None
+        except psycopg.Error as exc:
+            raise translate(exc) from exc
+
+    def cancel_active(self) -> int:
+        """Ask the server to cancel whatever this process's connections are running; how many were asked."""
+        with self._active_lock:
+            connections = [conn for conn in self._active if not conn.closed]
+        asked = 0
+        for conn in connections:
+            if conn.info.transaction_status != psycopg.pq.TransactionStatus.ACTIVE:
+                continue  # no statement runs there
+            try:
+                conn.cancel_safe(timeout=2.0)
+                asked += 1
+            except (psycopg.Error, OSError) as exc:
+                log.debug("cannot cancel a statement on %s: %s", self.display, first_line(exc))
+        return asked
 
     def close(self) -> None:
         """Close the pool and stop the embedded server if this process started it."""
@@ -119,11 +165,6 @@ class Database:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-
-def _configure(conn: psycopg.Connection[Any]) -> None:
-    conn.execute("SET TIME ZONE 'UTC'")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return redact(text[0] if text else type(exc).__name__)
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        for name, value in self.session.items():
+            conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))

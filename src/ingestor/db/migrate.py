@@ -84,6 +84,7 @@ def migrate(conn: psycopg.Connection[Any], viewer_role: str | None = "shadowserv
             log.info("applying migration %04d_%s", migration.version, migration.name)
             try:
                 with conn.transaction():
+                    conn.execute("SET LOCAL statement_timeout = 0")  # a migration may rewrite a large table
                     conn.execute(migration.sql)
                     conn.execute(
                         "INSERT INTO ss_schema_migrations (version, name, checksum) VALUES (%s, %s, %s)",

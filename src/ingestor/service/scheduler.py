@@ -33,7 +33,7 @@ from ingestor.errors import DatabaseError, DatabaseUnavailableError, IngestorErr
 from ingestor.ops import retention
 from ingestor.ops.retention import PruneResult
 from ingestor.pipeline import Ingestor
-from ingestor.redaction import redact
+from ingestor.redaction import first_line, redact
 from ingestor.service.health import CycleRecord, HealthState, utc_now
 
 log = logging.getLogger(__name__)
@@ -205,10 +205,10 @@ class Scheduler:
             result = self.ingestor.run(kind, window)
             record = CycleRecord(kind, result.status, utc_now(), result.error)
         except (IngestorError, psycopg.Error, OSError) as exc:
-            record = self._failed(kind, f"{type(exc).__name__}: {_first_line(exc)}")
+            record = self._failed(kind, f"{type(exc).__name__}: {first_line(exc)}")
         except Exception as exc:  # a bug must not end the service; it is logged with its traceback
             log.exception("%s cycle failed unexpectedly", kind)
-            record = self._failed(kind, f"unexpected {type(exc).__name__}: {_first_line(exc)}")
+            record = self._failed(kind, f"unexpected {type(exc).__name__}: {first_line(exc)}")
         self.state.cycle_finished(record)
         return record
 
@@ -223,7 +223,7 @@ class Scheduler:
         try:
             result = retention.apply_retention(self.db, self.settings, stop=self.stop)
         except (IngestorError, psycopg.Error) as exc:
-            log.warning("retention skipped this time: %s", _first_line(exc))
+            log.warning("retention skipped this time: %s", first_line(exc))
             return None
         if result is not None and result.events:
             log.info("retention: %d event(s) older than %s deleted (%s)", result.events, result.cutoff, result.status)
@@ -245,7 +245,7 @@ class Scheduler:
     # ---- database availability, logged on change -------------------------------------------------
 
     def _database_down(self, exc: BaseException, doing: str) -> None:
-        problem = _first_line(exc)
+        problem = first_line(exc)
         if problem != self._db_problem:
             log.warning("database unavailable (%s): %s", doing, problem)
         else:
@@ -256,8 +256,3 @@ class Scheduler:
         if self._db_problem is not None:
             log.info("database reachable again")
         self._db_problem = None
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return redact(lines[0] if lines else type(exc).__name__)

@@ -1,8 +1,11 @@
 """The shutdown bound: once a stop is requested, the process is gone within ``STOP_TIMEOUT_SECONDS``.
 
-The clean path (abandon the current file, close the run, release the lock, close the pool, stop the
-embedded server) normally takes well under a second. If it overruns, for instance because a network
-read or a database call hangs, the watchdog logs it and ends the process with :data:`FORCED_EXIT_CODE`.
+Every command runs under it (``cli/runtime.py``). When the stop comes, ``on_stop`` runs first: it cancels
+the statements this process has running on the server (a load waiting for an analyst's lock would
+otherwise hold the shutdown until the lock is released). The clean path (abandon the current file, close
+the run, release the lock, close the pool, stop the embedded server) then normally takes well under a
+second. If it overruns, for instance because a network read hangs, the watchdog logs it and ends the
+process with :data:`FORCED_EXIT_CODE`.
 Nothing is lost then either: PostgreSQL rolls back the open transaction when the connection drops, and
 the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, gets its
 shutdown signal when our main thread dies.
@@ -43,19 +46,30 @@ class ShutdownWatchdog(threading.Thread):
         stop: threading.Event,
         bound: float,
         *,
+        on_stop: Callable[[], object] | None = None,
         on_expire: Callable[[int], None] = force_exit,
     ) -> None:
         super().__init__(name="shutdown-watchdog", daemon=True)
         self.stop = stop
         self.bound = bound
+        self.on_stop = on_stop
         self.on_expire = on_expire
         self.stop_requested_at: float | None = None
         self._done = threading.Event()
 
     def run(self) -> None:
-        self.stop.wait()
+        while not self.stop.wait(0.5):  # woken by a stop, or by disarm() at the end of a command
+            if self._done.is_set():
+                return
         self.stop_requested_at = time.monotonic()
-        if self._done.wait(self.bound):
+        if self._done.is_set():
+            return
+        if self.on_stop is not None:
+            try:
+                self.on_stop()
+            except Exception:  # the bound below still holds
+                log.exception("cancelling the running statements failed")
+        if self._done.wait(max(0.0, self.bound - (time.monotonic() - self.stop_requested_at))):
             return
         log.error(
             "shutdown did not finish within STOP_TIMEOUT_SECONDS=%s s; forcing exit (the open run is closed as"

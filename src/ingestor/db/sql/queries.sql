@@ -168,3 +168,16 @@ RETURNING id;
 -- The last successful ingestion cycle (v1.0.0's rows have no kind; imports and prunes are not cycles).
 SELECT MAX(run_finished) FROM ss_ingestion_log
 WHERE status = 'success' AND (kind IS NULL OR kind IN ('scheduled', 'backfill', 'once'));
+
+-- name: lock_holders
+-- Other sessions holding a lock on one of our tables in a mode that blocks the loader's writes (an analyst's
+-- LOCK TABLE, a long ALTER TABLE): named in the error of a file that timed out waiting for it.
+SELECT c.relname, l.mode, a.pid, a.usename, a.application_name, COALESCE(a.xact_start, a.backend_start),
+       left(regexp_replace(a.query, '\s+', ' ', 'g'), 120)
+FROM pg_locks l
+JOIN pg_class c ON c.oid = l.relation
+JOIN pg_stat_activity a ON a.pid = l.pid
+WHERE l.granted AND l.locktype = 'relation' AND l.pid <> pg_backend_pid() AND c.relname LIKE 'ss\_%%'
+  AND l.mode IN ('ShareLock', 'ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+ORDER BY 6
+LIMIT 5;

@@ -58,6 +58,13 @@ def start_run(conn: psycopg.Connection[Any], kind: str, window: tuple[date, date
     return int(row[0])
 
 
+def note_listing(conn: psycopg.Connection[Any], run_id: int, totals: RunTotals) -> None:
+    """Record how many files the run listed and will load, before it loads them."""
+    conn.execute(
+        QUERIES["note_listing"], {"id": run_id, "reports_found": totals.reports_found, "files_new": totals.files_new}
+    )
+
+
 def finish_run(conn: psycopg.Connection[Any], run_id: int, status: str, totals: RunTotals, error: str | None) -> None:
     """Close a run row with its final status, counts and (redacted) error text."""
     conn.execute(
@@ -81,10 +88,14 @@ def finish_run(conn: psycopg.Connection[Any], run_id: int, status: str, totals: 
 
 
 def recover_stale(conn: psycopg.Connection[Any]) -> tuple[int, int]:
-    """Close runs and files a dead process left ``running``/``loading``. Call only with the ingestion lock."""
+    """Close runs and files a dead process left ``running``/``loading``. Call only with the ingestion lock.
+
+    A dead run is closed with the counts of the files it committed (the ledger knows them): a crash after six
+    files must not read as a run that loaded nothing.
+    """
     with conn.transaction():
-        runs = conn.execute(QUERIES["interrupt_stale_runs"]).fetchall()
         files = conn.execute(QUERIES["interrupt_stale_files"]).fetchall()
+        runs = conn.execute(QUERIES["interrupt_stale_runs"]).fetchall()
     if runs or files:
         log.warning("closed %d run(s) and %d file(s) left unfinished by a stopped process", len(runs), len(files))
     return len(runs), len(files)

@@ -12,7 +12,6 @@ its transaction rolled back, and it is marked ``interrupted``, to be loaded whol
 from __future__ import annotations
 
 import logging
-import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from typing import IO, Any, Protocol
 
 import psycopg
 
-from ingestor import audit, ledger, metrics
+from ingestor import audit, ledger, metrics, spool
 from ingestor.api.client import DownloadResult, ReportItem, ShadowserverClient
 from ingestor.catalog import Catalog, load_catalog
 from ingestor.config import Settings
@@ -242,6 +241,7 @@ class Ingestor:
         force: bool = False,
     ) -> RunResult:
         totals = audit.RunTotals()
+        spool.remove_stale(self.settings.work_dir)
         with self.db.connection() as conn:
             run_id = audit.start_run(conn, kind, window)
         result = RunResult(run_id, kind, "running", window, totals)
@@ -256,6 +256,8 @@ class Ingestor:
                 totals.reports_found = len(sources)
                 todo, result.files_abandoned = (sources, 0) if force else self._new_files(sources)
                 totals.files_new = len(todo)
+                with self.db.connection() as conn:  # what a crash leaves behind still says what was listed
+                    audit.note_listing(conn, run_id, totals)
                 self.reporter.files_planned(len(todo))
                 for position, source in enumerate(todo):
                     if self.stop.is_set():
@@ -395,10 +397,8 @@ class Ingestor:
                 )
                 self._loading = file_id  # until its fate is recorded: a lost connection leaves it to _record_end
                 self.reporter.file_started(source.label, None)
-                with tempfile.NamedTemporaryFile(
-                    prefix="ss-report-", suffix=".csv", dir=self.settings.work_dir
-                ) as spool:
-                    outcome = self._fetch_and_load(conn, source, file_id, spool)
+                with spool.open_spool(self.settings.work_dir) as spooled:
+                    outcome = self._fetch_and_load(conn, source, file_id, spooled)
                 self._loading = None
             self.reporter.file_finished(outcome)
             return outcome

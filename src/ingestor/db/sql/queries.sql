@@ -157,12 +157,31 @@ SET run_finished = NOW(), status = %(status)s, reports_found = %(reports_found)s
 WHERE id = %(id)s;
 
 -- name: interrupt_stale_runs
--- Runs left 'running' by a process that died (only run by the holder of the ingestion lock).
-UPDATE ss_ingestion_log
-SET status = 'interrupted', run_finished = COALESCE(run_finished, NOW()),
-    error_message = COALESCE(error_message, 'the process stopped before the run finished')
-WHERE status = 'running'
-RETURNING id;
+-- Runs left 'running' by a process that died (only run by the holder of the ingestion lock), closed with the
+-- counts of the files they committed, from the ledger (idx_ss_report_files_run_id).
+UPDATE ss_ingestion_log r
+SET status = 'interrupted', run_finished = COALESCE(r.run_finished, NOW()),
+    error_message = COALESCE(r.error_message, 'the process stopped before the run finished'),
+    files_loaded = c.files_loaded, files_failed = c.files_failed, events_ingested = c.rows_inserted,
+    rows_read = c.rows_read, rows_duplicate = c.rows_duplicate, rows_rejected = c.rows_rejected,
+    events_skipped = c.rows_duplicate + c.rows_rejected, bytes_downloaded = c.bytes
+FROM (SELECT s.id,
+             COUNT(f.id) FILTER (WHERE f.status = 'loaded') AS files_loaded,
+             COUNT(f.id) FILTER (WHERE f.status = 'failed') AS files_failed,
+             COALESCE(SUM(f.rows_inserted) FILTER (WHERE f.status = 'loaded'), 0) AS rows_inserted,
+             COALESCE(SUM(f.rows_read) FILTER (WHERE f.status = 'loaded'), 0) AS rows_read,
+             COALESCE(SUM(f.rows_duplicate) FILTER (WHERE f.status = 'loaded'), 0) AS rows_duplicate,
+             COALESCE(SUM(f.rows_rejected) FILTER (WHERE f.status = 'loaded'), 0) AS rows_rejected,
+             COALESCE(SUM(f.size_bytes), 0) AS bytes
+      FROM ss_ingestion_log s
+      LEFT JOIN ss_report_files f ON f.run_id = s.id
+      WHERE s.status = 'running'
+      GROUP BY s.id) c
+WHERE r.id = c.id
+RETURNING r.id;
+
+-- name: note_listing
+UPDATE ss_ingestion_log SET reports_found = %(reports_found)s, files_new = %(files_new)s WHERE id = %(id)s;
 
 -- name: last_success
 -- The last successful ingestion cycle (v1.0.0's rows have no kind; imports and prunes are not cycles).

@@ -1,0 +1,63 @@
+"""Spool files: where a download waits to be loaded, one file at a time.
+
+Each spool file is ``ss-report-*.csv`` in ``SS_WORK_DIR`` (the system's temporary directory by default),
+deleted once its file is loaded or failed. A process killed meanwhile (SIGKILL, the shutdown watchdog's
+forced exit, the OOM killer) cannot delete its own: every spool file is held under an exclusive ``flock``
+while in use, which the kernel drops with the process, so :func:`remove_stale` can tell ours that nobody
+holds from those a live ingestor is writing, and removes only the former.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO
+
+log = logging.getLogger(__name__)
+
+PREFIX = "ss-report-"
+SUFFIX = ".csv"
+
+
+@contextmanager
+def open_spool(work_dir: Path | None) -> Iterator[IO[bytes]]:
+    """A new spool file, locked for as long as it is open, deleted afterwards."""
+    with tempfile.NamedTemporaryFile(prefix=PREFIX, suffix=SUFFIX, dir=work_dir) as spool:
+        fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it
+        yield spool
+
+
+def remove_stale(work_dir: Path | None) -> int:
+    """Delete the spool files no live process holds (left by a killed one); how many were deleted."""
+    folder = Path(work_dir or tempfile.gettempdir())
+    removed = freed = 0
+    try:
+        candidates = sorted(folder.glob(f"{PREFIX}*{SUFFIX}"))
+    except OSError:
+        return 0
+    for path in candidates:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:  # gone meanwhile, a symlink, or not ours to read
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:  # held: a live ingestor is using it
+            os.close(fd)
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            path.unlink()
+            removed, freed = removed + 1, freed + size
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+    if removed:
+        log.warning("removed %d spool file(s) (%d bytes) left by a stopped process in %s", removed, freed, folder)
+    return removed

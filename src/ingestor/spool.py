@@ -1,10 +1,11 @@
 """Spool files: where a download waits to be loaded, one file at a time.
 
-Each spool file is ``ss-report-*.csv`` in ``SS_WORK_DIR`` (the system's temporary directory by default),
+Each spool file is ``ss-spool-*.csv`` in ``SS_WORK_DIR`` (the system's temporary directory by default),
 deleted once its file is loaded or failed. A process killed meanwhile (SIGKILL, the shutdown watchdog's
 forced exit, the OOM killer) cannot delete its own: every spool file is held under an exclusive ``flock``
 while in use, which the kernel drops with the process, so :func:`remove_stale` can tell ours that nobody
-holds from those a live ingestor is writing, and removes only the former.
+holds from those a live ingestor is writing, and removes only the former. Earlier versions named their
+spool files ``ss-report-*.csv`` and did not lock them: those are removed once they are a day old.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import fcntl
 import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,8 +22,11 @@ from typing import IO
 
 log = logging.getLogger(__name__)
 
-PREFIX = "ss-report-"
+PREFIX = "ss-spool-"
 SUFFIX = ".csv"
+UNLOCKED_PREFIX = "ss-report-"
+"""The spool files of earlier versions, which held no lock."""
+UNLOCKED_MAX_AGE = 86_400.0
 
 
 @contextmanager
@@ -38,9 +43,10 @@ def remove_stale(work_dir: Path | None) -> int:
     removed = freed = 0
     try:
         candidates = sorted(folder.glob(f"{PREFIX}*{SUFFIX}"))
+        old = [p for p in folder.glob(f"{UNLOCKED_PREFIX}*{SUFFIX}") if _age(p) > UNLOCKED_MAX_AGE]
     except OSError:
         return 0
-    for path in candidates:
+    for path in [*candidates, *old]:
         try:
             fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
         except OSError:  # gone meanwhile, a symlink, or not ours to read
@@ -61,3 +67,10 @@ def remove_stale(work_dir: Path | None) -> int:
     if removed:
         log.warning("removed %d spool file(s) (%d bytes) left by a stopped process in %s", removed, freed, folder)
     return removed
+
+
+def _age(path: Path) -> float:
+    try:
+        return time.time() - path.lstat().st_mtime
+    except OSError:
+        return 0.0

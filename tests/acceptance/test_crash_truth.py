@@ -85,7 +85,7 @@ def test_spool_files_of_a_killed_process_are_removed_at_the_next_start_and_live_
     sim = make_simulator(today=None, days=1, types=("scan_ssl",), rows=30, faults=Faults(download_latency=120))
     proc = backfill(sim, migrated_db_url, SS_WORK_DIR=str(work), REQUEST_DELAY_SECONDS="0")
     try:
-        [left] = wait_for(lambda: list(work.glob("ss-report-*.csv")), "the download to be spooled")
+        [left] = wait_for(lambda: list(work.glob("ss-spool-*.csv")), "the download to be spooled")
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -94,7 +94,12 @@ def test_spool_files_of_a_killed_process_are_removed_at_the_next_start_and_live_
     assert left.exists()
     unrelated = work / "notes.csv"
     unrelated.write_text("mine")
+    earlier, recent = work / "ss-report-old.csv", work / "ss-report-new.csv"  # an earlier version's, unlocked
+    earlier.write_text("x")
+    recent.write_text("x")
+    os.utime(earlier, (time.time() - 2 * 86_400,) * 2)
     with spool.open_spool(work) as live:  # another ingestor, alive, spooling right now
-        assert spool.remove_stale(work) == 1
-        assert not left.exists() and Path(live.name).exists() and unrelated.exists()
-    assert sorted(p.name for p in work.iterdir()) == ["notes.csv"]
+        assert spool.remove_stale(work) == 2
+        assert not left.exists() and not earlier.exists()
+        assert Path(live.name).exists() and unrelated.exists() and recent.exists()
+    assert sorted(p.name for p in work.iterdir()) == ["notes.csv", "ss-report-new.csv"]

@@ -74,7 +74,15 @@ def test_status_json_reports_runs_failures_unknown_types_and_rows(
 
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
-    assert set(data) == {"generated_at", "database", "runs", "failed_files", "unknown_types", "rows_by_type"}
+    assert set(data) == {
+        "generated_at",
+        "database",
+        "runs",
+        "maintenance",
+        "failed_files",
+        "unknown_types",
+        "rows_by_type",
+    }
     assert set(data["database"]) == {
         "size_bytes",
         "events_bytes",
@@ -239,13 +247,12 @@ def test_prune_removes_exactly_the_old_events_in_batches_and_keeps_findings(five
     assert query(url, "SELECT * FROM ss_findings ORDER BY 1, 2") == findings
     assert query(url, "SELECT * FROM ss_report_files ORDER BY id") == ledger
     assert query(url, "SELECT min(report_date) FROM ss_reports") == [(cutoff,)]
-    ((kind, status, deleted, inserted, start, end, error),) = query(
-        url,
-        "SELECT kind, status, events_skipped, events_ingested, window_start, window_end, error_message"
-        " FROM ss_ingestion_log WHERE kind = 'prune'",
+    ((kind, status, deleted, start, end, error),) = query(
+        url, "SELECT kind, status, events_deleted, first_date, last_date, error FROM ss_maintenance_log"
     )
-    assert (kind, status, deleted, inserted, error) == ("prune", "success", 48, 0, None)
+    assert (kind, status, deleted, error) == ("prune", "success", 48, None)
     assert (start, end) == (SIM_TODAY - timedelta(days=4), SIM_TODAY - timedelta(days=3))
+    assert query(url, "SELECT count(*) FROM ss_ingestion_log WHERE kind = 'prune'") == [(0,)]
 
     # A finding first seen before the cutoff keeps its date: it is not "new" in a later window, and
     # a window over the pruned dates still lists it (without its event).
@@ -262,7 +269,9 @@ def test_prune_cli_records_and_status_shows_it(five_days: str) -> None:
     assert result.exit_code == 0, result.stderr
     assert "deleted 72 events" in result.stdout
     status = json.loads(invoke(five_days, "status", "--json").stdout)
-    assert (status["runs"][0]["kind"], status["runs"][0]["rows_deleted"]) == ("prune", 72)
+    prune_row = status["maintenance"][0]
+    assert (prune_row["kind"], prune_row["status"], prune_row["events_deleted"]) == ("prune", "success", 72)
+    assert all(run["kind"] != "prune" for run in status["runs"])  # the ingestion log is for ingestion
     assert query(five_days, "SELECT min(report_date) FROM ss_events") == [(SIM_TODAY - timedelta(days=1),)]
 
 
@@ -278,7 +287,7 @@ def test_ledger_and_audit_are_pruned_only_by_their_own_settings(five_days: str) 
         result = prune(db, 2, today=SIM_TODAY, ledger_days=3, audit_days=30)
     assert (result.ledger_files, result.audit_runs) == (2, 1)
     assert query(url, "SELECT min(report_date) FROM ss_report_files") == [(SIM_TODAY - timedelta(days=3),)]
-    assert query(url, "SELECT count(*) FROM ss_ingestion_log") == [(runs - 1 + 1,)]  # the old run out, the prune in
+    assert query(url, "SELECT count(*) FROM ss_ingestion_log") == [(runs - 1,)]  # the old run out
 
     too_short = invoke(url, "prune", "--older-than", "30", "--ledger-older-than", "10")
     assert too_short.exit_code == 2 and "must not be shorter" in too_short.stderr
@@ -294,7 +303,7 @@ def test_prune_stops_between_batches_and_says_so(five_days: str) -> None:
     with Database(five_days) as db:
         result = prune(db, 2, today=SIM_TODAY, stop=stop)
     assert (result.status, result.events, result.exit_code) == ("interrupted", 0, 130)
-    assert query(five_days, "SELECT status FROM ss_ingestion_log WHERE kind = 'prune'") == [("interrupted",)]
+    assert query(five_days, "SELECT status FROM ss_maintenance_log WHERE kind = 'prune'") == [("interrupted",)]
     assert query(five_days, "SELECT count(*) FROM ss_events") == [(120,)]
 
 

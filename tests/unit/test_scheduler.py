@@ -179,7 +179,8 @@ def test_retention_runs_after_a_cycle_at_most_every_few_hours_and_is_not_a_cycle
     now[0] += 6 * 3600.0
     assert scheduler.apply_retention() is not None
     assert execute(migrated_db_url, "SELECT count(*) FROM ss_events") == [(2,)]
-    assert execute(migrated_db_url, "SELECT DISTINCT kind, status FROM ss_ingestion_log") == [("prune", "success")]
+    assert execute(migrated_db_url, "SELECT DISTINCT kind, status FROM ss_maintenance_log") == [("prune", "success")]
+    assert execute(migrated_db_url, "SELECT count(*) FROM ss_ingestion_log") == [(0,)]  # IRIS's card: ingestion only
     assert scheduler.plan()[0] == BACKFILL  # a prune is not an ingestion cycle
 
 

@@ -44,7 +44,7 @@ def render_status(data: dict[str, Any], console: Console) -> None:
         f"[bold]database[/] {human_bytes(db['size_bytes'])} (events {human_bytes(db['events_bytes'])}, "
         f"~{human_count(db['events_estimate'])} events, ~{human_count(db['findings_estimate'])} findings"
         + (f", report dates {first} to {last}" if first else ", no events")
-        + f"); schema {db['schema_version']}; last successful run {_when(db['last_success'])}"
+        + f"); schema {db['schema_version']}; last successful ingestion cycle {_when(db['last_success'])}"
     )
     holder = db.get("ingestion_lock")
     console.print(f"ingesting now: {holder}" if holder else "ingesting now: no")
@@ -64,8 +64,6 @@ def render_status(data: dict[str, Any], console: Console) -> None:
     )
     for run in data["runs"]:
         note = run["error"] or ""
-        if run["kind"] == "prune":
-            note = f"deleted {human_count(run['rows_deleted'])} events" + (f"; {note}" if note else "")
         runs.add_row(
             str(run["id"]),
             run["kind"] or "-",
@@ -79,6 +77,29 @@ def render_status(data: dict[str, Any], console: Console) -> None:
             note,
         )
     console.print(runs if data["runs"] else "no runs recorded yet")
+    if data.get("maintenance"):
+        prunes = _table(
+            "latest prunes",
+            "id",
+            "status",
+            "started (UTC)",
+            "took",
+            "cutoff",
+            "events deleted",
+            "note",
+            right=("id", "took", "events deleted"),
+        )
+        for item in data["maintenance"]:
+            prunes.add_row(
+                str(item["id"]),
+                _status(item["status"]),
+                _when(item["started_at"]),
+                human_seconds(item["seconds"]),
+                str(item["cutoff"] or "-"),
+                human_count(item["events_deleted"]),
+                item["error"] or "",
+            )
+        console.print(prunes)
     if data["failed_files"]:
         failed = _table("files that failed", "file", "type", "date", "status", "attempts", "error", right=("attempts",))
         for item in data["failed_files"]:

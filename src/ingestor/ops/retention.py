@@ -18,14 +18,17 @@ What is kept:
   prunes it, with the rejected-row samples by cascade.
 * the audit log ``ss_ingestion_log`` is kept by default; ``AUDIT_RETENTION_DAYS`` prunes finished runs.
 
-Each real prune is recorded in ``ss_ingestion_log`` as kind ``prune``: ``events_skipped`` holds the events
-deleted (nothing is ingested, so ``events_ingested`` is 0) and ``window_start``/``window_end`` the report
-dates removed. A dry run counts what would go, changes nothing and records nothing.
+Each prune is recorded in ``ss_maintenance_log`` (events, report counters, ledger entries and audit rows
+deleted, the report dates removed, status, error), never in ``ss_ingestion_log``, which is the log of
+ingestion runs that IRIS Data Explorer shows. A dry run counts what would go, changes nothing and records
+nothing.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -34,7 +37,6 @@ from typing import Any
 
 import psycopg
 
-from ingestor import audit
 from ingestor.config import Settings
 from ingestor.db.connect import Database
 from ingestor.errors import DatabaseError, InstanceLockedError
@@ -176,7 +178,11 @@ def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop:
     started = time.monotonic()
     rows = conn.execute(QUERIES["old_report_dates"], {"cutoff": result.cutoff}).fetchall()
     planned = {day: int(count) for day, count in rows}
-    result.run_id = audit.start_run(conn, "prune")
+    row = conn.execute(
+        QUERIES["start_prune"], {"cutoff": result.cutoff, "host": socket.gethostname(), "pid": os.getpid()}
+    ).fetchone()
+    assert row is not None
+    result.run_id = int(row[0])
     try:
         for day in planned:
             deleted = _delete_date(conn, day, batch, stop, result)
@@ -204,14 +210,18 @@ def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop:
                 "id": result.run_id,
                 "status": result.status,
                 "deleted": result.events,
+                "reports": result.reports,
+                "files": result.ledger_files,
+                "runs": result.audit_runs,
                 "first_date": days[0] if days else None,
                 "last_date": days[-1] if days else None,
+                "seconds": result.seconds,
                 "error_message": result.error
                 or ("interrupted by a shutdown request" if result.status == "interrupted" else None),
             },
         )
     except psycopg.Error as exc:
-        raise DatabaseError(f"cannot record the prune in ss_ingestion_log: {exc}") from None
+        raise DatabaseError(f"cannot record the prune in ss_maintenance_log: {exc}") from None
     log.info(
         "prune %s: %d events before %s deleted in %d batches (%.1f s, longest batch %.2f s); "
         "%d report counters, %d ledger entries, %d audit rows",

@@ -13,6 +13,7 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
+from ingestor import audit
 from ingestor.ops import QUERIES
 from ingestor.redaction import redact
 
@@ -22,7 +23,8 @@ FAILED_FILES_SHOWN = 50
 def collect_status(
     conn: psycopg.Connection[Any], *, days: int = 7, runs: int = 10, today: date | None = None
 ) -> dict[str, Any]:
-    """The status report: ``database``, ``runs``, ``failed_files``, ``unknown_types``, ``rows_by_type``."""
+    """The status report: ``database``, ``runs`` (ingestion), ``maintenance`` (prunes), ``failed_files``,
+    ``unknown_types``, ``rows_by_type``."""
     today = today or datetime.now(UTC).date()
     since = today - timedelta(days=max(days, 1) - 1)
     with conn.cursor(row_factory=dict_row) as cursor:
@@ -31,6 +33,7 @@ def collect_status(
         failed = cursor.execute(
             QUERIES["status_failed_files"], {"days": max(days, 1), "limit": FAILED_FILES_SHOWN}
         ).fetchall()
+        maintenance = cursor.execute(QUERIES["recent_maintenance"], {"limit": runs}).fetchall()
         unknown = cursor.execute(QUERIES["unknown_types"]).fetchall()
         per_day = cursor.execute(QUERIES["rows_by_type_and_date"], {"since": since}).fetchall()
     return {
@@ -42,10 +45,11 @@ def collect_status(
             "findings_estimate": database.get("findings_estimate"),
             "first_report_date": database.get("first_report_date"),
             "last_report_date": database.get("last_report_date"),
-            "last_success": database.get("last_success"),
+            "last_success": audit.last_success(conn),
             "schema_version": database.get("schema_version"),
         },
         "runs": [_run(row) for row in run_rows],
+        "maintenance": [{**row, "error": redact(row["error"]) if row["error"] else None} for row in maintenance],
         "failed_files": [{**row, "error": redact(row["error"]) if row["error"] else None} for row in failed],
         "unknown_types": unknown,
         "rows_by_type": _pivot(per_day, since, today),
@@ -53,7 +57,6 @@ def collect_status(
 
 
 def _run(row: dict[str, Any]) -> dict[str, Any]:
-    prune = row["kind"] == "prune"
     return {
         "id": row["id"],
         "kind": row["kind"],
@@ -70,7 +73,6 @@ def _run(row: dict[str, Any]) -> dict[str, Any]:
         "rows_inserted": row["events_ingested"],
         "rows_duplicate": row["rows_duplicate"],
         "rows_rejected": row["rows_rejected"],
-        "rows_deleted": row["events_skipped"] if prune else 0,
         "bytes_downloaded": row["bytes_downloaded"],
         "error": redact(row["error_message"]) if row["error_message"] else None,
     }

@@ -102,7 +102,6 @@ SELECT pg_database_size(current_database()) AS database_bytes,
         FROM pg_class WHERE oid = 'ss_findings'::regclass) AS findings_estimate,
        (SELECT MIN(report_date) FROM ss_events) AS first_report_date,
        (SELECT MAX(report_date) FROM ss_events) AS last_report_date,
-       (SELECT MAX(run_finished) FROM ss_ingestion_log WHERE status = 'success') AS last_success,
        (SELECT MAX(version) FROM ss_schema_migrations) AS schema_version;
 
 -- name: rows_by_type
@@ -153,11 +152,21 @@ SELECT COUNT(*) FROM ss_ingestion_log WHERE run_started < %(before)s AND status 
 -- Audit rows of finished runs started before a time (ledger rows pointing at them keep run_id NULL).
 DELETE FROM ss_ingestion_log WHERE run_started < %(before)s AND status <> 'running';
 
+-- name: start_prune
+INSERT INTO ss_maintenance_log (kind, cutoff, host, pid) VALUES ('prune', %(cutoff)s, %(host)s, %(pid)s) RETURNING id;
+
 -- name: finish_prune
--- Close a prune's audit row. IRIS Data Explorer shows events_skipped: for kind 'prune' it holds the events
--- deleted (nothing was ingested); window_start/window_end span the report dates removed.
-UPDATE ss_ingestion_log
-SET run_finished = NOW(), status = %(status)s, reports_found = 0, events_ingested = 0,
-    events_skipped = %(deleted)s, window_start = %(first_date)s, window_end = %(last_date)s,
-    error_message = %(error_message)s
+-- Close a prune's row in the maintenance log (never in ss_ingestion_log: see migration 0006).
+UPDATE ss_maintenance_log
+SET finished_at = NOW(), status = %(status)s, events_deleted = %(deleted)s, reports_deleted = %(reports)s,
+    files_deleted = %(files)s, runs_deleted = %(runs)s, first_date = %(first_date)s, last_date = %(last_date)s,
+    seconds = %(seconds)s, error = %(error_message)s
 WHERE id = %(id)s;
+
+-- name: recent_maintenance
+-- The latest maintenance runs (prunes), newest first.
+SELECT id, kind, status, started_at, finished_at, cutoff, events_deleted, reports_deleted, files_deleted,
+       runs_deleted, first_date, last_date, seconds, error
+FROM ss_maintenance_log
+ORDER BY id DESC
+LIMIT %(limit)s;

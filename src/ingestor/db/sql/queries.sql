@@ -184,7 +184,9 @@ RETURNING r.id;
 UPDATE ss_ingestion_log SET reports_found = %(reports_found)s, files_new = %(files_new)s WHERE id = %(id)s;
 
 -- name: last_success
--- The last successful ingestion cycle (v1.0.0's rows have no kind; imports and prunes are not cycles).
+-- THE rule for "the last success", used by /health, the scheduler's first-start check and `status`: the
+-- newest successful ingestion cycle (v1.0.0's rows have no kind). Imports are runs of local files, not
+-- cycles of the feed; prunes are not in this table (migration 0006). Partial index idx_ss_ingestion_log_success.
 SELECT MAX(run_finished) FROM ss_ingestion_log
 WHERE status = 'success' AND (kind IS NULL OR kind IN ('scheduled', 'backfill', 'once'));
 

@@ -304,3 +304,20 @@ def test_the_v1_legacy_hash_matches_only_rows_v1_wrote(migrated_db_url: str) -> 
         assert (stats.inserted, stats.duplicates) == (1, 0)
         cities = conn.execute("SELECT raw_data->>'city' FROM ss_events ORDER BY id").fetchall()
         assert cities == [("cafÃ©",), ("café",)]
+
+
+def test_irises_case_correlation_finds_hostnames_with_spaces_and_a_trailing_dot(migrated_db_url: str) -> None:
+    data = (
+        b'"timestamp","ip","port","hostname"\n'
+        b'"2026-11-20 01:00:00Z","192.0.2.1",3389," rdp.mycorp.example"\n'
+        b'"2026-11-20 01:00:00Z","192.0.2.2",25,"MX.MyCorp.Example."\n'
+    )
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        load(conn, data, report_type="scan_rdp")
+        # IRIS Data Explorer's case tab: domain IOCs lowercased, `hostname = ANY(%s)` (seed-contract.md §10)
+        hits = conn.execute(
+            "SELECT hostname FROM ss_events WHERE (ip = ANY(%s::inet[]) OR hostname = ANY(%s) OR asn = ANY(%s::int[]))"
+            " ORDER BY hostname",
+            ([], ["rdp.mycorp.example", "mx.mycorp.example"], []),
+        ).fetchall()
+    assert hits == [("mx.mycorp.example",), ("rdp.mycorp.example",)]

@@ -250,3 +250,21 @@ def test_duplicate_header_names_behave_like_dictreader() -> None:
     row = one("scan_http", data)
     assert row.tag == "second"
     assert json.loads(row.raw_json) == v1_rows(data)[0]
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        (" rdp.mycorp.example", "rdp.mycorp.example"),
+        ("MX.MyCorp.Example.", "mx.mycorp.example"),
+        ("\tHost.Example. ", "host.example"),
+        (" . ", None),
+        ("xn--bcher-kva.example", "xn--bcher-kva.example"),
+        ("Bücher.Example", "bücher.example"),
+    ],
+)
+def test_hostnames_are_stored_as_iris_compares_them(cell: str, stored: str | None) -> None:
+    data = f'"timestamp","ip","port","hostname"\n"2026-11-20 00:00:00Z","192.0.2.1",3389,"{cell}"\n'.encode()
+    row = one("scan_rdp", data)
+    assert row.hostname == stored
+    assert json.loads(row.raw_json)["hostname"] == cell  # the row itself is kept as delivered (and hashed so)

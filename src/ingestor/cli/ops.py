@@ -143,12 +143,19 @@ def _filters(**values: Any) -> flt.EventFilter:
 
 
 def _check_types(rt: Runtime, types: tuple[str, ...]) -> None:
+    """Say (on stderr) when a report type is known to neither the catalog nor the database: probably a typo.
+
+    Not an error: report types the catalog does not know are loaded and searched like any other.
+    """
     if not types:
         return
     with rt.require_db().connection() as conn:
         unknown = unknown_types(conn, load_catalog(), types)
     if unknown:
-        raise InputError(f"unknown report type {', '.join(unknown)}: not in the catalog and never loaded (see `types`)")
+        click.echo(
+            f"note: report type {', '.join(unknown)} is not in the catalog and nothing of it is stored (see `types`)",
+            err=True,
+        )
 
 
 def _limit(limit: int | None) -> int | None:
@@ -272,8 +279,6 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
     for duplicate in plan.duplicates:
         click.echo(f"skipped {duplicate}", err=True)
     with runtime(need_db=True) as rt, ExitStack() as stack:
-        if report_type:
-            _check_types(rt, (report_type,))
         reporter: Reporter | None = None
         if is_terminal() and plan.reports:
             reporter = stack.enter_context(RichReporter())

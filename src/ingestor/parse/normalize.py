@@ -234,7 +234,7 @@ class RowNormalizer:
             port=self._parse(cells, self._port, _parse_port, Anomaly.INVALID_PORT, anomalies),
             asn=self._parse(cells, self._asn, parse_asn, Anomaly.INVALID_ASN, anomalies),
             geo=self._text(cells, self._geo),
-            hostname=_lower(self._text(cells, self._hostname)),
+            hostname=clean_hostname(self._text(cells, self._hostname)),
             tag=self._text(cells, self._tag),
             severity=self._severity_of(cells, anomalies),
             event_time=self._parse(cells, self._timestamp, parse_timestamp, Anomaly.INVALID_TIMESTAMP, anomalies),
@@ -279,8 +279,20 @@ def _parse_port(value: str) -> int | None:
     return parse_int(value, 0, 65535)
 
 
-def _lower(value: str | None) -> str | None:
-    return value.lower() if value is not None else None
+def clean_hostname(value: str | None) -> str | None:
+    """A hostname as IRIS Data Explorer compares it: without surrounding whitespace or the root's trailing dot,
+    lowercased (``' MX.MyCorp.Example. '`` -> ``'mx.mycorp.example'``); None when nothing is left.
+
+    Internationalised names stay in the form delivered: an A-label (``xn--bcher-kva.example``) as it is, a
+    U-label (``bücher.example``) lowercased by Unicode's rules. Neither is converted into the other: a case's
+    indicator matches the stored name only in the same form.
+    """
+    if value is None:
+        return None
+    value = value.strip()
+    if value.endswith("."):
+        value = value[:-1]
+    return value.lower() or None
 
 
 def _latin1_char(match: re.Match[str]) -> str:

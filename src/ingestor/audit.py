@@ -39,6 +39,8 @@ class RunTotals:
     rows_duplicate: int = 0
     rows_rejected: int = 0
     bytes_downloaded: int = 0
+    listing_incomplete: bool = False
+    """The listing reached SS_LIST_LIMIT in a part it could not split: files may be missing."""
     errors: list[str] = field(default_factory=list)
 
 

@@ -79,15 +79,16 @@ def load_report(
         header = read_header(stream)
     if not header:
         return LoadStats()
-    report = catalog.get(report_type, header)
-    params = {"report_type": report_type, "report_date": report_date, "file_id": file_id}
-    prefix = f"{copy_text(report_type)}\t{report_date.isoformat()}\t{file_id}\t"
+    report = catalog.get(report_type, header)  # a retired type name loads as the current type it became
+    params = {"report_type": report.type, "report_date": report_date, "file_id": file_id}
+    prefix = f"{copy_text(report.type)}\t{report_date.isoformat()}\t{file_id}\t"
     file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress)
     stats = _load(conn, file)
     stats.known_type = report.known
     if report.known:
-        stats.columns_unknown = [c for c in header if c not in report.fields]
-        stats.columns_missing = [c for c in report.fields if c not in header]
+        current = [report.current_name(column) for column in header]
+        stats.columns_unknown = [c for c, name in zip(header, current, strict=True) if name not in report.fields]
+        stats.columns_missing = [c for c in report.fields if c not in current]
     stats.seconds = time.monotonic() - started
     return stats
 

@@ -141,6 +141,67 @@ EXIT_CODES = {"success": 0, "partial": 4, "error": 1, "interrupted": 130}
 """Process exit codes by run status (2 = bad configuration, 3 = another instance holds the lock)."""
 
 
+class _Listing:
+    """A window listed in parts small enough that ``limit`` cuts none of them (see ``Ingestor._list``)."""
+
+    def __init__(self, client: ShadowserverClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.invalid = 0
+        self.cut: list[str] = []
+        """Parts that returned ``limit`` entries and could not be split further."""
+
+    def complete(self, start: date, end: date) -> list[ReportItem]:
+        items, whole = self._list(start, end, self.settings.report_types, self.settings.subscriptions)
+        if whole:
+            return items
+        log.warning(
+            "listing %s to %s hit SS_LIST_LIMIT=%d; listing it day by day", start, end, self.settings.list_limit
+        )
+        found: list[ReportItem] = []
+        day = start
+        while day <= end:
+            found += self._day(day)
+            day += timedelta(days=1)
+        return found
+
+    def _list(
+        self, start: date, end: date, types: Sequence[str], subscriptions: Sequence[str]
+    ) -> tuple[list[ReportItem], bool]:
+        """The items of one listing call, and whether it is whole (fewer than ``limit`` entries came back)."""
+        limit = self.settings.list_limit
+        items, invalid = self.client.list_reports(start, end, subscriptions=subscriptions, types=types, limit=limit)
+        self.invalid += invalid
+        return items, len(items) + invalid < limit
+
+    def _day(self, day: date) -> list[ReportItem]:
+        items, whole = self._list(day, day, self.settings.report_types, self.settings.subscriptions)
+        if whole:
+            return items
+        types = self.settings.report_types or [str(name) for name in self.client.report_types(day.isoformat())]
+        log.warning("listing %s hit SS_LIST_LIMIT; listing its %d report types one by one", day, len(types))
+        found: list[ReportItem] = []
+        for report_type in types:
+            found += self._type(day, report_type)
+        return found
+
+    def _type(self, day: date, report_type: str) -> list[ReportItem]:
+        items, whole = self._list(day, day, [report_type], self.settings.subscriptions)
+        if whole:
+            return items
+        subscriptions = self.settings.subscriptions or self.client.subscribed()
+        if len(subscriptions) <= 1:
+            self.cut.append(f"{day} {report_type}")
+            return items
+        found: list[ReportItem] = []
+        for subscription in subscriptions:
+            part, whole = self._list(day, day, [report_type], [subscription])
+            if not whole:
+                self.cut.append(f"{day} {report_type} of subscription {subscription}")
+            found += part
+        return found
+
+
 class Reporter(Protocol):
     """Receives progress; the CLI shows it on a terminal, the service ignores it."""
 
@@ -170,7 +231,7 @@ def run_status(totals: audit.RunTotals, interrupted: bool, fatal: bool) -> str:
         return "interrupted"
     if fatal or (totals.files_failed and not totals.files_loaded):
         return "error"
-    if totals.files_failed:
+    if totals.files_failed or totals.listing_incomplete:
         return "partial"
     return "success"
 
@@ -198,6 +259,8 @@ class Ingestor:
         self.today = today
         self._loading: int | None = None
         """The ledger id of the file being loaded, until its outcome is recorded."""
+        self._listing_cut: list[str] = []
+        """Parts of this run's listing that may be incomplete (SS_LIST_LIMIT reached, nothing left to split)."""
 
     # ---- windows --------------------------------------------------------------------------------
 
@@ -248,11 +311,14 @@ class Ingestor:
         started = datetime.now(UTC)
         interrupted = fatal = False
         self._loading = None
+        self._listing_cut = []
         with log_context(run_id=run_id):
             if window:
                 log.info("%s run: window %s to %s", kind, window[0], window[1])
             try:
                 sources = discover()
+                totals.errors.extend(self._listing_cut)
+                totals.listing_incomplete = bool(self._listing_cut)
                 totals.reports_found = len(sources)
                 todo, result.files_abandoned = (sources, 0) if force else self._new_files(sources)
                 totals.files_new = len(todo)
@@ -316,37 +382,21 @@ class Ingestor:
             )
 
     def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
-        settings = self.settings
-        items, invalid = client.list_reports(
-            window[0],
-            window[1],
-            subscriptions=settings.subscriptions,
-            types=settings.report_types,
-            limit=settings.list_limit,
-        )
-        if len(items) + invalid >= settings.list_limit and window[0] != window[1]:
-            log.warning("listing hit SS_LIST_LIMIT=%d; listing the window day by day", settings.list_limit)
-            items, invalid = [], 0
-            day = window[0]
-            while day <= window[1]:
-                day_items, day_invalid = client.list_reports(
-                    day,
-                    day,
-                    subscriptions=settings.subscriptions,
-                    types=settings.report_types,
-                    limit=settings.list_limit,
-                )
-                if len(day_items) + day_invalid >= settings.list_limit:
-                    log.warning(
-                        "listing %s returned SS_LIST_LIMIT=%d files: some may be missing; raise it",
-                        day,
-                        settings.list_limit,
-                    )
-                items += day_items
-                invalid += day_invalid
-                day += timedelta(days=1)
-        if invalid:
-            log.warning("ignored %d unusable entries in the report listing", invalid)
+        """Every file of the window. ``reports/list`` has a ``limit`` and no pages: a listing that returns
+        ``limit`` entries may have been cut, so it is split (by day, then by report type, then by
+        subscription) until every part is below the limit; a part that cannot be split further is kept and
+        the run says it may be incomplete."""
+        listing = _Listing(client, self.settings)
+        items = listing.complete(window[0], window[1])
+        if listing.invalid:
+            log.warning("ignored %d unusable entries in the report listing", listing.invalid)
+        for part in listing.cut:
+            message = (
+                f"the listing of {part} returned SS_LIST_LIMIT={self.settings.list_limit} files and cannot be split"
+                " further: some files may be missing (raise SS_LIST_LIMIT)"
+            )
+            log.warning("%s", message)
+            self._listing_cut.append(message)
         return self._filter(items)
 
     def _filter(self, items: Iterable[ReportItem]) -> list[ReportItem]:
@@ -383,13 +433,14 @@ class Ingestor:
     # ---- one file -------------------------------------------------------------------------------
 
     def _process(self, source: ReportSource, run_id: int) -> FileOutcome:
-        with log_context(report_type=source.report_type, report_date=source.report_date.isoformat()):
+        report_type = self.catalog.canonical(source.report_type)  # archives may use retired type names
+        with log_context(report_type=report_type, report_date=source.report_date.isoformat()):
             with self.db.connection() as conn:
                 file_id = ledger.claim_file(
                     conn,
                     source=source.source,
                     source_key=source.source_key,
-                    report_type=source.report_type,
+                    report_type=report_type,
                     report_date=source.report_date,
                     file_name=source.file_name,
                     subscription=source.subscription,
@@ -406,7 +457,7 @@ class Ingestor:
     def _fetch_and_load(
         self, conn: psycopg.Connection[Any], source: ReportSource, file_id: int, spool: IO[bytes]
     ) -> FileOutcome:
-        outcome = FileOutcome(source.label, source.report_type, source.report_date, "failed")
+        outcome = FileOutcome(source.label, self.catalog.canonical(source.report_type), source.report_date, "failed")
         fetched = None
         try:
             shared_worker()  # starts the parse worker (on the first file) while the download runs

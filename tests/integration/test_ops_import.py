@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from ingestor.catalog import load_catalog
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
 from ingestor.simulator import Report
@@ -169,3 +170,27 @@ def test_import_waits_for_no_one_when_another_ingestor_holds_the_lock(migrated_d
         result = invoke(migrated_db_url, "import", str(path))
     assert result.exit_code == 3 and "another ingestor instance" in result.stderr
     assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(0,)]
+
+
+def test_an_archive_of_retired_report_types_lands_with_every_subject_field(
+    migrated_db_url: str, tmp_path: Path
+) -> None:
+    legacy = load_catalog().legacy.types["microsoft_sinkhole"]
+    header = ",".join(f'"{column}"' for column in legacy.fields)
+    values = {
+        "timestamp": "2020-05-01 03:04:05",
+        "ip": "198.51.100.7",
+        "src_port": "51234",
+        "asn": "64501",
+        "geo": "DE",
+    }
+    values["hostname"] = "Infected.Example"
+    row = ",".join(f'"{values.get(column, "")}"' for column in legacy.fields)
+    path = tmp_path / "2020-05-01-microsoft_sinkhole-org-geo.csv"
+    path.write_text(f"{header}\n{row}\n")
+    result = invoke(migrated_db_url, "import", str(path))
+    assert result.exit_code == 0, result.stderr
+    stored = query(migrated_db_url, "SELECT report_type, host(ip), port, asn, geo, hostname, severity FROM ss_events")
+    assert stored == [("event4_microsoft_sinkhole", "198.51.100.7", 51234, 64501, "DE", "infected.example", "critical")]
+    ledger = query(migrated_db_url, "SELECT report_type, file_name, known_type, columns_unknown FROM ss_report_files")
+    assert ledger == [("event4_microsoft_sinkhole", path.name, True, None)]

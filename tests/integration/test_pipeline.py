@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from ingestor.pipeline import NullReporter
-from ingestor.simulator import Faults, Malformations
+from ingestor.simulator import ApiKey, Faults, Malformations
 
 from fixtures.harness import Harness
 from fixtures.sim import SIM_TODAY, RunningSimulator
@@ -237,3 +237,31 @@ def test_subject_columns_land_in_the_right_place_for_every_family(
             assert asn == (int(raw[subject.asn]) or None if subject.asn and raw[subject.asn] else None)
             assert geo == (raw[subject.geo] or None if subject.geo else None)
             assert hostname == (raw[subject.hostname].lower() or None if subject.hostname else None)
+
+
+def test_a_one_day_listing_at_the_limit_is_split_by_type_and_subscription_until_complete(
+    make_simulator: MakeSim, harness: Callable[..., Harness]
+) -> None:
+    """reports/list has a limit and no pages: a listing of `limit` entries may have been cut."""
+    key = ApiKey(subscriptions=("org-a", "org-b"))
+    sim = make_simulator(keys=(key,), days=1, types=("scan_ssl", "scan_http", "scan_rdp"), variants=("geo",), rows=3)
+    assert len(sim.reports()) == 6  # 3 types x 2 subscriptions
+    h = harness(sim, SS_LIST_LIMIT="2")
+    result = h.backfill(0)  # one day: the old fallback (day by day) never ran for it
+    assert result.status == "success", result.error
+    assert result.totals.files_loaded == 6 == result.totals.reports_found
+    assert h.query("SELECT count(*) FROM ss_events") == [(18,)]
+
+
+def test_a_listing_that_stays_at_the_limit_says_files_may_be_missing(
+    make_simulator: MakeSim, harness: Callable[..., Harness], caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = make_simulator(days=1, types=("scan_ssl",), variants=("geo", "asn", "geo-delayed"), rows=3)
+    h = harness(sim, SS_LIST_LIMIT="2")
+    with caplog.at_level(logging.WARNING):
+        result = h.backfill(0)
+    assert result.status == "partial" and result.exit_code == 4
+    assert "2026-11-20 scan_ssl returned SS_LIST_LIMIT=2 files" in (result.error or "")
+    assert "some files may be missing" in caplog.text
+    audit = h.query("SELECT status, error_message FROM ss_ingestion_log")
+    assert audit[0][0] == "partial" and "raise SS_LIST_LIMIT" in audit[0][1]

@@ -268,3 +268,27 @@ def test_hostnames_are_stored_as_iris_compares_them(cell: str, stored: str | Non
     row = one("scan_rdp", data)
     assert row.hostname == stored
     assert json.loads(row.raw_json)["hostname"] == cell  # the row itself is kept as delivered (and hashed so)
+
+
+def test_url_and_sandbox_reports_before_november_2023_name_the_host_column_host() -> None:
+    """report_schema completed-changes.md, 2023-11-18: sandbox/URL reports host -> hostname."""
+    for report_type in ("malware_url", "sandbox_url", "sandbox_conn", "spam_url"):
+        header = b'"timestamp","url","host","ip","asn","geo"\n'
+        row = one(report_type, header + b'"2023-06-01 00:00:00","http://a/","Bad.Example","192.0.2.9",64500,"NL"\n')
+        assert (row.hostname, row.ip, row.asn, row.geo) == ("bad.example", "192.0.2.9", 64500, "NL"), report_type
+
+
+@pytest.mark.parametrize(
+    ("retired", "current", "port"),
+    [("microsoft_sinkhole", "event4_microsoft_sinkhole", "src_port"), ("botnet_drone", "event4_sinkhole", "port")],
+)
+def test_retired_type_names_load_as_their_current_type_with_their_own_subject_columns(
+    retired: str, current: str, port: str
+) -> None:
+    report = CATALOG.get(retired, ["timestamp", "ip", port, "asn", "geo", "hostname"])
+    assert (report.type, report.delivered_as, report.known) == (current, retired, True)
+    assert (report.subject.ip, report.subject.port) == ("ip", port)
+    header = f'"timestamp","ip","{port}","asn","geo","hostname"\n'
+    row = one(retired, (header + '"2020-05-01 00:00:00","198.51.100.7",51234,64501,"DE","X.Example"\n').encode())
+    assert (row.ip, row.port, row.asn, row.geo, row.hostname) == ("198.51.100.7", 51234, 64501, "DE", "x.example")
+    assert CATALOG.canonical(retired) == current and CATALOG.canonical(current) == current

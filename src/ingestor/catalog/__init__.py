@@ -4,13 +4,19 @@ The catalog is generated from Shadowserver's published ``reports.json`` (see ``r
 as ``catalog.json``. Nothing elsewhere branches on report-type names: the subject columns of a row come
 from its type's entry here, or, for a type the catalog does not know, from the same rule applied to the
 file's header (:func:`subject_from_columns`).
+
+Older formats, met in archives people import, are data too (``legacy.json``, not touched by a refresh):
+columns Shadowserver renamed (``host`` -> ``hostname`` in the URL and sandbox reports before 2023-11-16),
+which the normaliser reads under their old names, and retired type names (``botnet_drone``,
+``microsoft_sinkhole``, ...), which load as the current type they became, with the subject columns of
+their own format.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
@@ -51,6 +57,17 @@ class ReportType:
     taxonomy: str | None = None
     classification_type: str | None = None
     known: bool = True
+    aliases: tuple[tuple[str, str], ...] = ()
+    """Columns of older files under their old names: (old name, current name)."""
+    delivered_as: str | None = None
+    """The retired type name a file was delivered under, when it was (``type`` is the current one)."""
+
+    def current_name(self, column: str) -> str:
+        """The current name of a column of this type (an old name becomes the name it was renamed to)."""
+        for old, new in self.aliases:
+            if column == old:
+                return new
+        return column
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -99,24 +116,71 @@ def family_of(report_type: str) -> str:
     return "other"
 
 
+@dataclass(frozen=True, slots=True)
+class LegacyType:
+    """A retired report type name: the current type it became, and its own format where known."""
+
+    canonical: str
+    fields: tuple[str, ...] = ()
+    subject: Subject | None = None
+
+
+@dataclass(frozen=True)
+class Legacy:
+    """Older formats (``legacy.json``): renamed columns per current type, retired type names."""
+
+    columns: dict[str, tuple[tuple[str, str], ...]] = field(default_factory=dict)
+    types: dict[str, LegacyType] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Legacy:
+        columns = {name: tuple(sorted(renames.items())) for name, renames in data.get("columns", {}).items()}
+        types = {
+            name: LegacyType(
+                canonical=entry["canonical"],
+                fields=tuple(entry.get("fields") or ()),
+                subject=Subject(**entry["subject"]) if entry.get("subject") else None,
+            )
+            for name, entry in data.get("types", {}).items()
+        }
+        return cls(columns, types)
+
+
 @dataclass(frozen=True)
 class Catalog:
     """All report types known from the published schema, with a generic fallback for the others."""
 
     types: dict[str, ReportType]
     source: dict[str, Any] = field(default_factory=dict)
+    legacy: Legacy = field(default_factory=Legacy)
 
     def __contains__(self, report_type: object) -> bool:
-        return report_type in self.types
+        return report_type in self.types or report_type in self.legacy.types
 
     def __len__(self) -> int:
         return len(self.types)
 
+    def canonical(self, report_type: str) -> str:
+        """The current name of a report type (a retired name becomes the type it was renamed to)."""
+        legacy = self.legacy.types.get(report_type)
+        return legacy.canonical if legacy is not None else report_type
+
     def get(self, report_type: str, columns: Sequence[str] = ()) -> ReportType:
-        """Return the type's entry, or a generic entry derived from the file's header for unknown types."""
+        """The type's entry for a file with these columns; a generic entry from the header for unknown types."""
+        legacy = self.legacy.types.get(report_type)
+        if legacy is not None:
+            current = self._entry(legacy.canonical, columns)
+            subject = legacy.subject if legacy.subject is not None and legacy.subject.ip in columns else current.subject
+            return replace(
+                current, fields=legacy.fields or current.fields, subject=subject, known=True, delivered_as=report_type
+            )
+        return self._entry(report_type, columns)
+
+    def _entry(self, report_type: str, columns: Sequence[str]) -> ReportType:
         known = self.types.get(report_type)
         if known is not None:
-            return known
+            aliases = self.legacy.columns.get(report_type)
+            return replace(known, aliases=aliases) if aliases else known
         return ReportType(
             type=report_type,
             name=report_type,
@@ -130,7 +194,7 @@ class Catalog:
         return sorted(self.types)
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Catalog:
+    def from_dict(cls, data: dict[str, Any], legacy: Legacy | None = None) -> Catalog:
         types = {
             name: ReportType(
                 type=name,
@@ -145,7 +209,7 @@ class Catalog:
             )
             for name, entry in data["types"].items()
         }
-        return cls(types=types, source=dict(data.get("source", {})))
+        return cls(types=types, source=dict(data.get("source", {})), legacy=legacy or shipped_legacy())
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -155,6 +219,7 @@ class Catalog:
 
 
 CATALOG_FILE = "catalog.json"
+LEGACY_FILE = "legacy.json"
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
@@ -162,6 +227,12 @@ def load_catalog(path: Path | None = None) -> Catalog:
     if path is None:
         return _shipped_catalog()
     return Catalog.from_dict(json.loads(path.read_text(encoding="utf-8")))
+
+
+@cache
+def shipped_legacy() -> Legacy:
+    """The older formats shipped with the package."""
+    return Legacy.from_dict(json.loads(resources.files(__package__).joinpath(LEGACY_FILE).read_text(encoding="utf-8")))
 
 
 @cache

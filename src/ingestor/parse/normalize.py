@@ -180,14 +180,16 @@ class RowNormalizer:
         if subject.ip is not None and subject.ip not in self.header:
             subject = subject_from_columns(self.header)
         self.subject = subject
-        self._ip = _index(self.header, subject.ip)
-        self._port = _index(self.header, subject.port)
-        self._asn = _index(self.header, subject.asn)
-        self._geo = _index(self.header, subject.geo)
-        self._hostname = _index(self.header, subject.hostname)
-        self._tag = _index(self.header, "tag")
-        self._severity = _index(self.header, "severity")
-        self._timestamp = _index(self.header, "timestamp")
+        # a column of an older file may carry its old name (legacy.json): find it under either
+        current = [report.current_name(column) for column in self.header]
+        self._ip = _index(current, subject.ip)
+        self._port = _index(current, subject.port)
+        self._asn = _index(current, subject.asn)
+        self._geo = _index(current, subject.geo)
+        self._hostname = _index(current, subject.hostname)
+        self._tag = _index(current, "tag")
+        self._severity = _index(current, "severity")
+        self._timestamp = _index(current, "timestamp")
         self.default_severity = report.default_severity if self._severity is None else None
         self._header_ascii = all(column.isascii() for column in self.header)
         self._serialize = RowSerializer(self.header)

@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from ingestor.catalog import load_catalog  # noqa: E402
+from ingestor.db import partitions  # noqa: E402
 from ingestor.db.connect import EMBEDDED_SETTINGS, Database  # noqa: E402
 from ingestor.db.migrate import migrate  # noqa: E402
 from ingestor.ops import filters as flt  # noqa: E402
@@ -164,6 +165,7 @@ def fill(conn: psycopg.Connection[Any], rows: int, days: int, today: date, *, pr
     data = Dataset(rows=per_day * days, days=days, today=today, per_day=per_day, churn=churn)
     catalog = load_catalog()
     severities = [catalog.types[name].default_severity for name in TYPES]
+    partitions.ensure_range(conn, data.first_day, today, "month")
     dropped = _drop_secondary_indexes(conn)
     for index in range(days):
         day = data.first_day + timedelta(days=index)
@@ -230,7 +232,7 @@ def _drop_secondary_indexes(conn: psycopg.Connection[Any]) -> list[str]:
         ddl.append(f"ALTER TABLE ss_events ADD CONSTRAINT {sql.Identifier(name).as_string(conn)} {definition}")
     for name, definition in indexes:
         conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-        ddl.append(definition)
+        ddl.append(definition.replace(" ON ONLY ", " ON "))  # a partitioned table's index covers its partitions
     return ddl
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -74,6 +74,9 @@ class Settings(BaseModel):
     embedded_db_dir: Path | None = Field(None, alias="EMBEDDED_DB_DIR")
     viewer_role: str = Field("shadowserver_viewer", alias="VIEWER_ROLE")
     batch_rows: int = Field(5_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
+    workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=32, alias="INGEST_WORKERS")
+    events_partition: Literal["month", "week", "day"] = Field("month", alias="EVENTS_PARTITION")
+    events_oldest_date: date = Field(date(2010, 1, 1), alias="EVENTS_OLDEST_DATE")
     retention_days: int = Field(0, ge=0, alias="RETENTION_DAYS")
     retention_batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="RETENTION_BATCH_ROWS")
     ledger_retention_days: int = Field(0, ge=0, alias="LEDGER_RETENTION_DAYS")
@@ -174,6 +177,14 @@ class Settings(BaseModel):
             "idle_in_transaction_session_timeout": f"{round(self.db_statement_timeout * 1000)}ms",
             "client_connection_check_interval": "2s",
         }
+
+    def oldest_report_date(self, today: date | None = None) -> date:
+        """The oldest report date loaded: EVENTS_OLDEST_DATE, or the retention's cutoff when that is later
+        (an older file would be pruned at once)."""
+        today = today or datetime.now(UTC).date()
+        if self.retention_days:
+            return max(self.events_oldest_date, today - timedelta(days=self.retention_days))
+        return self.events_oldest_date
 
     @property
     def interval(self) -> timedelta:

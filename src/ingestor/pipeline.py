@@ -1,122 +1,45 @@
-"""One ingestion run: list a date window, skip files already loaded, then download and load each new file
-in its own transaction, recording everything in the ledger and the audit log.
+"""One ingestion run: list a date window, skip files already loaded, then load each new file in its own
+transaction (``INGEST_WORKERS`` at a time, ``dispatch.py``), recording everything in the ledger and the
+audit log.
 
-A failing file is recorded as failed and retried on a later run; it never stops the other files. That
-includes the database errors of one file (a deadlock, a lock or statement timeout, a refused value: see
-``db/errors.py``); only a lost connection or an unreachable server ends the run, which is then recorded as
-``error`` with the file it was loading ``interrupted`` (or, if the database is still away, by the next
-start). A stop request (SIGTERM) abandons the current file cleanly: its running statement is cancelled,
-its transaction rolled back, and it is marked ``interrupted``, to be loaded whole next time.
+A failing file is recorded as failed and retried on a later run; it never stops the other files
+(``files.py``). Only a lost connection or an unreachable server ends the run, which is then recorded as
+``error`` with the files it was loading ``interrupted`` (or, if the database is still away, by the next
+start). A stop request (SIGTERM) abandons the files in flight cleanly: their running statements are
+cancelled, their transactions rolled back, and they are marked ``interrupted``, to be loaded whole next
+time.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
-from typing import IO, Any, Protocol
-
-import psycopg
 
 from ingestor import audit, ledger, metrics, spool
-from ingestor.api.client import DownloadResult, ReportItem, ShadowserverClient
+from ingestor.api.client import ReportItem, ShadowserverClient
 from ingestor.catalog import Catalog, load_catalog
 from ingestor.config import Settings
+from ingestor.db import partitions
 from ingestor.db.connect import Database
 from ingestor.db.errors import is_fatal, wrap_exceptions
-from ingestor.errors import (
-    ApiError,
-    DatabaseError,
-    DatabaseTimeoutError,
-    DownloadError,
-    IngestorError,
-    StopRequested,
-)
-from ingestor.load import LoadStats, load_report
+from ingestor.dispatch import Dispatch
+from ingestor.errors import ApiError, DatabaseError, StopRequested
+from ingestor.files import FileLoader
+from ingestor.listing import Listing, wanted
 from ingestor.logs import log_context
-from ingestor.parse.worker import shared_worker
 from ingestor.redaction import first_line, redact
+from ingestor.sources import ApiReport, FileOutcome, NullReporter, Reporter, ReportSource
+
+__all__ = ["EXIT_CODES", "FileOutcome", "Ingestor", "NullReporter", "ReportSource", "Reporter", "RunResult"]
 
 log = logging.getLogger(__name__)
 
 
 def utc_today() -> date:
     return datetime.now(UTC).date()
-
-
-class ReportSource(Protocol):
-    """A report file to load: a file listed by the API, or a local file being imported."""
-
-    @property
-    def label(self) -> str: ...
-    @property
-    def report_type(self) -> str: ...
-    @property
-    def report_date(self) -> date: ...
-    @property
-    def file_name(self) -> str: ...
-    @property
-    def subscription(self) -> str: ...
-    @property
-    def source(self) -> str: ...
-    @property
-    def source_key(self) -> str: ...
-
-    def fetch(self, spool: IO[bytes]) -> DownloadResult:
-        """Write the file's bytes into ``spool``; raise DownloadError or ReportFileError."""
-        ...
-
-
-@dataclass(frozen=True)
-class ApiReport:
-    """A file listed by ``reports/list``, fetched from the download host."""
-
-    item: ReportItem
-    client: ShadowserverClient = field(repr=False)
-    source: str = "api"
-
-    @property
-    def label(self) -> str:
-        return self.item.label
-
-    @property
-    def report_type(self) -> str:
-        return self.item.type
-
-    @property
-    def report_date(self) -> date:
-        return self.item.date
-
-    @property
-    def file_name(self) -> str:
-        return self.item.file
-
-    @property
-    def subscription(self) -> str:
-        return self.item.subscription
-
-    @property
-    def source_key(self) -> str:
-        return ledger.api_source_key(self.item.id)
-
-    def fetch(self, spool: IO[bytes]) -> DownloadResult:
-        return self.client.download(self.item, spool)
-
-
-@dataclass
-class FileOutcome:
-    """What became of one file in a run."""
-
-    label: str
-    report_type: str
-    report_date: date
-    status: str  # loaded | failed | interrupted
-    stats: LoadStats | None = None
-    size_bytes: int = 0
-    error: str | None = None
 
 
 @dataclass
@@ -139,90 +62,6 @@ class RunResult:
 
 EXIT_CODES = {"success": 0, "partial": 4, "error": 1, "interrupted": 130}
 """Process exit codes by run status (2 = bad configuration, 3 = another instance holds the lock)."""
-
-
-class _Listing:
-    """A window listed in parts small enough that ``limit`` cuts none of them (see ``Ingestor._list``)."""
-
-    def __init__(self, client: ShadowserverClient, settings: Settings) -> None:
-        self.client = client
-        self.settings = settings
-        self.invalid = 0
-        self.cut: list[str] = []
-        """Parts that returned ``limit`` entries and could not be split further."""
-
-    def complete(self, start: date, end: date) -> list[ReportItem]:
-        items, whole = self._list(start, end, self.settings.report_types, self.settings.subscriptions)
-        if whole:
-            return items
-        log.warning(
-            "listing %s to %s hit SS_LIST_LIMIT=%d; listing it day by day", start, end, self.settings.list_limit
-        )
-        found: list[ReportItem] = []
-        day = start
-        while day <= end:
-            found += self._day(day)
-            day += timedelta(days=1)
-        return found
-
-    def _list(
-        self, start: date, end: date, types: Sequence[str], subscriptions: Sequence[str]
-    ) -> tuple[list[ReportItem], bool]:
-        """The items of one listing call, and whether it is whole (fewer than ``limit`` entries came back)."""
-        limit = self.settings.list_limit
-        items, invalid = self.client.list_reports(start, end, subscriptions=subscriptions, types=types, limit=limit)
-        self.invalid += invalid
-        return items, len(items) + invalid < limit
-
-    def _day(self, day: date) -> list[ReportItem]:
-        items, whole = self._list(day, day, self.settings.report_types, self.settings.subscriptions)
-        if whole:
-            return items
-        types = self.settings.report_types or [str(name) for name in self.client.report_types(day.isoformat())]
-        log.warning("listing %s hit SS_LIST_LIMIT; listing its %d report types one by one", day, len(types))
-        found: list[ReportItem] = []
-        for report_type in types:
-            found += self._type(day, report_type)
-        return found
-
-    def _type(self, day: date, report_type: str) -> list[ReportItem]:
-        items, whole = self._list(day, day, [report_type], self.settings.subscriptions)
-        if whole:
-            return items
-        subscriptions = self.settings.subscriptions or self.client.subscribed()
-        if len(subscriptions) <= 1:
-            self.cut.append(f"{day} {report_type}")
-            return items
-        found: list[ReportItem] = []
-        for subscription in subscriptions:
-            part, whole = self._list(day, day, [report_type], [subscription])
-            if not whole:
-                self.cut.append(f"{day} {report_type} of subscription {subscription}")
-            found += part
-        return found
-
-
-class Reporter(Protocol):
-    """Receives progress; the CLI shows it on a terminal, the service ignores it."""
-
-    def files_planned(self, count: int) -> None: ...
-    def file_started(self, item_label: str, size_hint: int | None) -> None: ...
-    def rows_loaded(self, rows: int) -> None: ...
-    def file_finished(self, outcome: FileOutcome) -> None: ...
-
-
-class NullReporter:
-    def files_planned(self, count: int) -> None:
-        pass
-
-    def file_started(self, item_label: str, size_hint: int | None) -> None:
-        pass
-
-    def rows_loaded(self, rows: int) -> None:
-        pass
-
-    def file_finished(self, outcome: FileOutcome) -> None:
-        pass
 
 
 def run_status(totals: audit.RunTotals, interrupted: bool, fatal: bool) -> str:
@@ -257,8 +96,6 @@ class Ingestor:
         self.stop = stop or (client.retry.stop if client else threading.Event())
         self.reporter: Reporter = reporter or NullReporter()
         self.today = today
-        self._loading: int | None = None
-        """The ledger id of the file being loaded, until its outcome is recorded."""
         self._listing_cut: list[str] = []
         """Parts of this run's listing that may be incomplete (SS_LIST_LIMIT reached, nothing left to split)."""
 
@@ -310,12 +147,13 @@ class Ingestor:
         result = RunResult(run_id, kind, "running", window, totals)
         started = datetime.now(UTC)
         interrupted = fatal = False
-        self._loading = None
         self._listing_cut = []
+        files = FileLoader(self.settings, self.db, self.catalog, self.stop, self.reporter, self.today)
         with log_context(run_id=run_id):
             if window:
                 log.info("%s run: window %s to %s", kind, window[0], window[1])
             try:
+                self._make_partitions_ahead()
                 sources = discover()
                 totals.errors.extend(self._listing_cut)
                 totals.listing_incomplete = bool(self._listing_cut)
@@ -325,18 +163,20 @@ class Ingestor:
                 with self.db.connection() as conn:  # what a crash leaves behind still says what was listed
                     audit.note_listing(conn, run_id, totals)
                 self.reporter.files_planned(len(todo))
-                for position, source in enumerate(todo):
-                    if self.stop.is_set():
-                        interrupted = True
-                        break
-                    outcome = self._process(source, run_id)
-                    result.files.append(outcome)
-                    self._count(totals, outcome)
-                    if outcome.status == "interrupted":
-                        interrupted = True
-                        break
-                    if position + 1 < len(todo) and delay:
-                        self.stop.wait(delay)
+                dispatch = Dispatch(
+                    todo,
+                    lambda source: files.process(source, run_id),
+                    workers=self.settings.workers,
+                    catalog=self.catalog,
+                    stop=self.stop,
+                    delay=delay,
+                )
+                dispatch.on_outcome = lambda outcome: self._count(totals, outcome)
+                try:
+                    result.files = dispatch.run()
+                finally:
+                    result.files = dispatch.outcomes
+                interrupted = dispatch.stopped or any(o.status == "interrupted" for o in result.files)
             except StopRequested:
                 interrupted = True
             except (ApiError, DatabaseError) as exc:
@@ -345,7 +185,7 @@ class Ingestor:
                 log.error("run failed: %s", exc)
             result.status = run_status(totals, interrupted, fatal)
             result.error = self._error_summary(totals, result.status)
-            self._record_end(result)
+            self._record_end(result, files)
             self._observe(result, started)
             log.info(
                 "%s run %s: %d listed, %d new, %d loaded, %d failed; rows %d inserted, %d duplicate, %d rejected",
@@ -361,8 +201,22 @@ class Ingestor:
             )
         return result
 
-    def _record_end(self, result: RunResult) -> None:
-        """Close the run's audit row, and mark the file a lost connection left ``loading`` as interrupted.
+    def _make_partitions_ahead(self) -> None:
+        """The partitions of today's period and the next, so the files of a new month find theirs made.
+
+        Not needed for this run (each file makes the partition of its date): a failure is only logged."""
+        today = self.today()
+        granularity = self.settings.events_partition
+        try:
+            with self.db.connection() as conn, wrap_exceptions(stop=self.stop):
+                partitions.ensure_range(conn, today, partitions.period(today, granularity)[1], granularity)
+        except DatabaseError as exc:
+            if is_fatal(exc):
+                raise
+            log.warning("cannot make the partitions of the coming days now: %s", exc)
+
+    def _record_end(self, result: RunResult, files: FileLoader) -> None:
+        """Close the run's audit row, and mark the files a lost connection left ``loading`` as interrupted.
 
         After a lost connection the server may still be away: then the next start closes both (with the
         counts of the files the run committed, which the ledger knows).
@@ -370,10 +224,10 @@ class Ingestor:
         assert result.run_id is not None
         try:
             with self.db.connection(timeout=5.0) as conn:
-                if self._loading is not None:
-                    ledger.mark_failed(conn, self._loading, result.error or "the run ended", interrupted=True)
+                for file_id in files.in_flight:
+                    ledger.mark_failed(conn, file_id, result.error or "the run ended", interrupted=True)
                 audit.finish_run(conn, result.run_id, result.status, result.totals, result.error)
-            self._loading = None
+            files.forget()
         except DatabaseError as exc:
             log.warning(
                 "cannot record the end of run %d (%s); the next start closes it as interrupted",
@@ -382,11 +236,7 @@ class Ingestor:
             )
 
     def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
-        """Every file of the window. ``reports/list`` has a ``limit`` and no pages: a listing that returns
-        ``limit`` entries may have been cut, so it is split (by day, then by report type, then by
-        subscription) until every part is below the limit; a part that cannot be split further is kept and
-        the run says it may be incomplete."""
-        listing = _Listing(client, self.settings)
+        listing = Listing(client, self.settings)
         items = listing.complete(window[0], window[1])
         if listing.invalid:
             log.warning("ignored %d unusable entries in the report listing", listing.invalid)
@@ -397,19 +247,7 @@ class Ingestor:
             )
             log.warning("%s", message)
             self._listing_cut.append(message)
-        return self._filter(items)
-
-    def _filter(self, items: Iterable[ReportItem]) -> list[ReportItem]:
-        wanted_types = set(self.settings.report_types)
-        wanted_subscriptions = set(self.settings.subscriptions)
-        unique: dict[str, ReportItem] = {}
-        for item in items:
-            if wanted_types and item.type not in wanted_types:
-                continue
-            if wanted_subscriptions and item.subscription and item.subscription not in wanted_subscriptions:
-                continue
-            unique.setdefault(ledger.api_source_key(item.id), item)
-        return sorted(unique.values(), key=lambda item: (item.date, item.type, item.file))
+        return wanted(items, self.settings)
 
     def _new_files(self, sources: list[ReportSource]) -> tuple[list[ReportSource], int]:
         with self.db.connection() as conn:
@@ -431,122 +269,6 @@ class Ingestor:
         return todo, abandoned
 
     # ---- one file -------------------------------------------------------------------------------
-
-    def _process(self, source: ReportSource, run_id: int) -> FileOutcome:
-        report_type = self.catalog.canonical(source.report_type)  # archives may use retired type names
-        with log_context(report_type=report_type, report_date=source.report_date.isoformat()):
-            with self.db.connection() as conn:
-                file_id = ledger.claim_file(
-                    conn,
-                    source=source.source,
-                    source_key=source.source_key,
-                    report_type=report_type,
-                    report_date=source.report_date,
-                    file_name=source.file_name,
-                    subscription=source.subscription,
-                    run_id=run_id,
-                )
-                self._loading = file_id  # until its fate is recorded: a lost connection leaves it to _record_end
-                self.reporter.file_started(source.label, None)
-                with spool.open_spool(self.settings.work_dir) as spooled:
-                    outcome = self._fetch_and_load(conn, source, file_id, spooled)
-                self._loading = None
-            self.reporter.file_finished(outcome)
-            return outcome
-
-    def _fetch_and_load(
-        self, conn: psycopg.Connection[Any], source: ReportSource, file_id: int, spool: IO[bytes]
-    ) -> FileOutcome:
-        outcome = FileOutcome(source.label, self.catalog.canonical(source.report_type), source.report_date, "failed")
-        fetched = None
-        try:
-            shared_worker()  # starts the parse worker (on the first file) while the download runs
-            fetched = source.fetch(spool)
-            spool.flush()
-            outcome.size_bytes = fetched.size
-            with wrap_exceptions(stop=self.stop), conn.transaction():
-                stats = load_report(
-                    conn,
-                    Path(spool.name),
-                    report_type=source.report_type,
-                    report_date=source.report_date,
-                    file_id=file_id,
-                    catalog=self.catalog,
-                    batch_rows=self.settings.batch_rows,
-                    stop=self.stop,
-                    progress=self.reporter.rows_loaded,
-                )
-                ledger.mark_loaded(
-                    conn,
-                    file_id,
-                    stats,
-                    size_bytes=fetched.size,
-                    sha256=fetched.sha256,
-                    download_seconds=fetched.seconds,
-                )
-            outcome.status, outcome.stats = "loaded", stats
-            self._log_loaded(source, stats)
-            return outcome
-        except StopRequested as exc:
-            outcome.status, outcome.error = "interrupted", str(exc)
-            log.warning("%s: %s", source.label, exc)
-        except (DownloadError, ApiError) as exc:
-            outcome.error = str(exc)
-            log.error("%s: %s", source.label, exc)
-        except DatabaseError as exc:
-            if is_fatal(exc):
-                raise  # the connection is gone or the role cannot write: the run ends
-            outcome.error = f"database: {exc}{self._lock_holders(conn, exc)}"
-            log.error("%s: loading failed: %s", source.label, outcome.error)
-        except (IngestorError, ValueError, UnicodeError, OSError) as exc:
-            outcome.error = f"{type(exc).__name__}: {exc}"
-            log.error("%s: loading failed: %s", source.label, outcome.error)
-        except Exception as exc:  # a bug must not stop the other files; it is recorded with its type
-            outcome.error = f"unexpected {type(exc).__name__}: {exc}"
-            log.exception("%s: unexpected failure", source.label)
-        with wrap_exceptions():
-            ledger.mark_failed(
-                conn,
-                file_id,
-                outcome.error or "failed",
-                interrupted=outcome.status == "interrupted",
-                size_bytes=fetched.size if fetched else None,
-                sha256=fetched.sha256 if fetched else None,
-                download_seconds=fetched.seconds if fetched else None,
-            )
-        return outcome
-
-    @staticmethod
-    def _lock_holders(conn: psycopg.Connection[Any], exc: DatabaseError) -> str:
-        """For a lock timeout, who holds locks on our tables that block writing (empty if unknown)."""
-        if not isinstance(exc, DatabaseTimeoutError) or not isinstance(exc.__cause__, psycopg.errors.LockNotAvailable):
-            return ""
-        try:
-            holders = ledger.lock_holders(conn)
-        except psycopg.Error:
-            return ""
-        return f" (held by {'; '.join(holders)})" if holders else " (held by another transaction)"
-
-    def _log_loaded(self, source: ReportSource, stats: LoadStats) -> None:
-        label = source.label
-        log.info(
-            "%s: %d inserted, %d duplicate, %d rejected (%d rows)",
-            label,
-            stats.inserted,
-            stats.duplicates,
-            stats.rejected,
-            stats.rows_read,
-        )
-        if stats.anomalies:
-            log.info("%s: cleaned values: %s", label, dict(stats.anomalies))
-        if stats.rejects:
-            log.warning("%s: rejected rows: %s", label, dict(stats.rejects))
-        if not stats.known_type:
-            log.warning(
-                "%s: report type %s is not in the catalog; loaded with the generic mapping", label, source.report_type
-            )
-        elif stats.columns_unknown:
-            log.info("%s: columns not in the published schema: %s", label, ", ".join(stats.columns_unknown))
 
     # ---- bookkeeping ----------------------------------------------------------------------------
 

@@ -53,7 +53,7 @@ def test_a_run_killed_mid_file_is_closed_with_the_counts_of_the_files_it_committ
     make_simulator: MakeSim, migrated_db_url: str
 ) -> None:
     sim = make_simulator(today=None, days=1, types=("event4_sinkhole", "scan_http", "scan_ssl"), rows=30)
-    proc = backfill(sim, migrated_db_url, REQUEST_DELAY_SECONDS="1")
+    proc = backfill(sim, migrated_db_url, REQUEST_DELAY_SECONDS="1", INGEST_WORKERS="1")
     try:
         loaded = "SELECT count(*) FROM ss_report_files WHERE status = 'loaded'"
         wait_for(lambda: scalar(migrated_db_url, loaded) == 1, "the first file to be loaded")

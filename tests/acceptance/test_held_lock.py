@@ -85,7 +85,8 @@ def test_once_waiting_for_a_lock_stops_within_the_bound_and_leaves_no_query_behi
     assert ingestor_backends(migrated_db_url, waiting=False) == 0  # the server does not go on with it
     locked.rollback()
     with psycopg.connect(migrated_db_url) as conn:
-        assert conn.execute("SELECT status FROM ss_report_files").fetchall() == [("interrupted",)]
+        # stopped while making the partitions of the coming days (or in its file: then that file is interrupted)
+        assert conn.execute("SELECT status FROM ss_report_files WHERE status <> 'interrupted'").fetchall() == []
         assert conn.execute("SELECT status FROM ss_ingestion_log").fetchall() == [("interrupted",)]
 
 

@@ -8,6 +8,7 @@ run as ``error``, the file is loaded whole by the next run, and no row is lost o
 from __future__ import annotations
 
 import os
+import queue
 import shutil
 import signal
 import threading
@@ -188,21 +189,46 @@ def test_a_statement_timeout_fails_the_file_not_the_run(
 
 
 class Restarting:
-    """A server of its own (the session's is shared), restarted on demand like `pg_ctl restart -m <mode>`."""
+    """A server of its own (the session's is shared), restarted on demand like `pg_ctl restart -m <mode>`.
+
+    Started and restarted by a thread of its own that lives as long as the server: the launcher's server
+    dies with the thread that started it, and a restart is asked for from a loading worker's thread.
+    """
 
     def __init__(self, base: Path) -> None:
         self.base = base
         self.server = EmbeddedPostgres(base / "pgdata", db_name="ssi", settings={"fsync": "off"})
-        self.url = url_with_database(self.server.start(), "ssi")
+        self._requests: queue.Queue[str | None] = queue.Queue()
+        self._done: queue.Queue[BaseException | None] = queue.Queue()
+        self._keeper = threading.Thread(target=self._keep, daemon=True)
+        self._keeper.start()
+        self._ask("start")
+        self.url = url_with_database(self.server.url, "ssi")
+
+    def _keep(self) -> None:
+        while (request := self._requests.get()) is not None:
+            try:
+                if request != "start":
+                    pid = int((self.base / "pgdata" / "postmaster.pid").read_text().split()[0])
+                    os.kill(pid, {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[request])
+                    wait_for(lambda pid=pid: _zombie(pid), "the postmaster to stop")
+                self.server.start()
+                self._done.put(None)
+            except BaseException as exc:
+                self._done.put(exc)
+        self.server.stop()
+        self._done.put(None)
+
+    def _ask(self, request: str | None) -> None:
+        self._requests.put(request)
+        if (error := self._done.get(timeout=60)) is not None:
+            raise error
 
     def restart(self, mode: str) -> None:
-        pid = int((self.base / "pgdata" / "postmaster.pid").read_text().split()[0])
-        os.kill(pid, {"fast": signal.SIGINT, "immediate": signal.SIGQUIT}[mode])
-        wait_for(lambda: not Path(f"/proc/{pid}").exists() or _zombie(pid), "the postmaster to stop")
-        self.server.start()
+        self._ask(mode)
 
     def close(self) -> None:
-        self.server.stop()
+        self._ask(None)
 
 
 def _zombie(pid: int) -> bool:
@@ -255,7 +281,7 @@ def test_a_server_restart_mid_file_ends_the_run_and_loses_or_doubles_nothing(
     make_simulator: MakeSim, harness: Callable[..., Harness], restarting: Restarting, mode: str
 ) -> None:
     sim = make_simulator(types=TYPES, days=1, rows=1000)
-    h = harness(sim, restarting.url, INGEST_BATCH_ROWS="100")
+    h = harness(sim, restarting.url, INGEST_BATCH_ROWS="100", INGEST_WORKERS="1")  # one file at a time
     reporter = RestartMidFile(restarting, mode)
     h.ingestor.reporter = reporter
     result = h.backfill(0)

@@ -17,6 +17,7 @@ from ingestor.catalog import load_catalog
 from ingestor.db.migrate import available_migrations, migrate
 from ingestor.load import LoadStats, load_report
 
+from fixtures.pg import make_partitions
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 CATALOG = load_catalog()
@@ -38,7 +39,8 @@ def load(
     day: date = DAY,
     batch_rows: int = 100,
 ) -> LoadStats:
-    """Load ``data`` as a new file of the ledger, as the pipeline does."""
+    """Load ``data`` as a new file of the ledger, as the pipeline does (which makes the day's partition first)."""
+    make_partitions(conn, day)
     with conn.transaction():
         file_id = ledger.claim_file(
             conn,

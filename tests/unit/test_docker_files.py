@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import uuid
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -27,7 +28,7 @@ from ingestor.config import Settings
 from ingestor.db.embedded import find_pg_bindir
 from ingestor.db.migrate import migrate
 
-from fixtures.pg import PgServer
+from fixtures.pg import PgServer, make_partitions
 
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = ROOT / "docker" / "initdb" / "10-roles.sh"
@@ -217,6 +218,7 @@ def test_the_init_script_creates_roles_that_migrate_write_and_read_only(
         assert result.returncode == 0, result.stderr
         with psycopg.connect(url, user=ingestor, autocommit=True) as conn:
             assert [m.name for m in migrate(conn, viewer)]  # PostgreSQL 15+: needs CREATE on public
+            make_partitions(conn, date(2026, 11, 20))  # the ingestor role makes partitions too
             conn.execute(
                 "INSERT INTO ss_events (report_type, report_date, raw_data, event_hash)"
                 " VALUES ('scan_ssl', '2026-11-20', '{}', 'h')"

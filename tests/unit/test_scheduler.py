@@ -20,6 +20,8 @@ from ingestor.pipeline import RunResult
 from ingestor.service.health import HealthState
 from ingestor.service.scheduler import BACKFILL, SCHEDULED, LockStatus, Scheduler
 
+from fixtures.pg import make_partitions
+
 TODAY = date(2026, 11, 20)
 SUCCESSFUL_ONCE = "INSERT INTO ss_ingestion_log (status, kind, run_finished) VALUES ('success', 'once', now())"
 
@@ -168,6 +170,9 @@ def test_retention_runs_after_a_cycle_at_most_every_few_hours_and_is_not_a_cycle
         "INSERT INTO ss_events (report_type, report_date, raw_data, event_hash)"
         " VALUES ('scan_ssl', current_date - {age}, '{{}}', md5(random()::text))"
     )
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:
+        today = date.today()
+        make_partitions(conn, today - timedelta(days=400), today)
     for age in (400, 31, 29, 0):
         execute(migrated_db_url, insert.format(age=age))
     pruned = scheduler.apply_retention()

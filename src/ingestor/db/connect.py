@@ -75,8 +75,9 @@ class Database:
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         """Resolve the database of ``settings``, starting the embedded server when none is configured."""
+        pool_size = settings.workers + 2  # a connection per loading worker, the run's own, the lock's
         if not settings.uses_embedded_db:
-            return cls(settings.database_conninfo(), session=settings.session_settings())
+            return cls(settings.database_conninfo(), session=settings.session_settings(), pool_size=pool_size)
         from ingestor.db.embedded import EmbeddedPostgres, default_data_dir
 
         server = EmbeddedPostgres(
@@ -86,7 +87,7 @@ class Database:
         )
         url = server.start()
         log.info("using the embedded PostgreSQL in %s", settings.embedded_db_dir or default_data_dir())
-        return cls(url, embedded=server, session=settings.session_settings())
+        return cls(url, embedded=server, session=settings.session_settings(), pool_size=pool_size)
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection of its own (for locks and listeners that must outlive pool checkouts)."""

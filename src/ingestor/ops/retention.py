@@ -1,7 +1,10 @@
 """Retention: delete events older than N days in short batches, and prune ledger and audit by their own
 settings.
 
-Design (see the README, "Retention"): events are deleted one report date at a time, ``batch`` rows per
+Design (see the README, "Retention"): in a partitioned ``ss_events``, every partition whose report dates
+all lie before the cutoff is detached (``DETACH PARTITION ... CONCURRENTLY``: queries and loads go on) and
+dropped, which takes about as long for a month of millions of rows as for ten; only in the partition the
+cutoff falls into are rows deleted. Rows are deleted one report date at a time, ``batch`` rows per
 statement, each statement its own short transaction. A DELETE takes the same table lock as the loader's
 COPY (ROW EXCLUSIVE), which does not conflict with it, and touches only rows of old report dates, which
 the loader does not write: ingestion goes on while a prune runs, and a stop request ends a prune within
@@ -36,8 +39,10 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from ingestor.config import Settings
+from ingestor.db import partitions
 from ingestor.db.connect import Database
 from ingestor.errors import DatabaseError, InstanceLockedError
 from ingestor.ops import QUERIES
@@ -70,6 +75,8 @@ class PruneResult:
     max_batch_seconds: float = 0.0
     run_id: int | None = None
     error: str | None = None
+    partitions: list[str] = field(default_factory=list)
+    """Partitions dropped (or, in a dry run, that would be); their events counted from ss_reports."""
 
     @property
     def exit_code(self) -> int:
@@ -92,6 +99,7 @@ class PruneResult:
             "max_batch_seconds": round(self.max_batch_seconds, 3),
             "run_id": self.run_id,
             "error": self.error,
+            "partitions": self.partitions,
         }
 
 
@@ -163,10 +171,25 @@ def apply_retention(db: Database, settings: Settings, *, stop: threading.Event |
     )
 
 
+def _whole_partitions(conn: psycopg.Connection[Any], cutoff: date) -> list[partitions.Partition]:
+    """The partitions of ss_events whose report dates all lie before ``cutoff`` (none if not partitioned)."""
+    if not partitions.is_partitioned(conn):
+        return []
+    return [p for p in partitions.partitions(conn) if p.end <= cutoff]
+
+
 def _count(conn: psycopg.Connection[Any], result: PruneResult) -> None:
-    rows = conn.execute(QUERIES["old_report_dates"], {"cutoff": result.cutoff}).fetchall()
-    result.events_by_date = {day: int(count) for day, count in rows}
-    result.events = sum(result.events_by_date.values())
+    whole = _whole_partitions(conn, result.cutoff)
+    result.partitions = [p.name for p in whole]
+    first_row_date = whole[-1].end if whole else date.min
+    by_date: dict[date, int] = {}
+    for partition in whole:
+        rows = conn.execute(QUERIES["reported_events"], {"from": partition.start, "until": partition.end})
+        by_date.update({day: int(count) for day, count in rows})
+    rows = conn.execute(QUERIES["old_report_dates"], {"from": first_row_date, "cutoff": result.cutoff})
+    by_date.update({day: int(count) for day, count in rows})
+    result.events_by_date = by_date
+    result.events = sum(by_date.values())
     result.reports = _scalar(conn, "count_old_reports", {"cutoff": result.cutoff})
     if result.ledger_cutoff:
         result.ledger_files = _scalar(conn, "count_old_files", {"cutoff": result.ledger_cutoff})
@@ -176,7 +199,9 @@ def _count(conn: psycopg.Connection[Any], result: PruneResult) -> None:
 
 def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop: threading.Event) -> None:
     started = time.monotonic()
-    rows = conn.execute(QUERIES["old_report_dates"], {"cutoff": result.cutoff}).fetchall()
+    whole = _whole_partitions(conn, result.cutoff)
+    first_row_date = whole[-1].end if whole else date.min
+    rows = conn.execute(QUERIES["old_report_dates"], {"from": first_row_date, "cutoff": result.cutoff}).fetchall()
     planned = {day: int(count) for day, count in rows}
     row = conn.execute(
         QUERIES["start_prune"], {"cutoff": result.cutoff, "host": socket.gethostname(), "pid": os.getpid()}
@@ -184,7 +209,14 @@ def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop:
     assert row is not None
     result.run_id = int(row[0])
     try:
+        for partition in whole:
+            if stop.is_set():
+                result.status = "interrupted"
+                break
+            _drop_partition(conn, partition, result)
         for day in planned:
+            if result.status != "success":
+                break
             deleted = _delete_date(conn, day, batch, stop, result)
             if deleted:
                 result.events_by_date[day] = deleted
@@ -235,6 +267,24 @@ def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop:
         result.ledger_files,
         result.audit_runs,
     )
+
+
+def _drop_partition(conn: psycopg.Connection[Any], partition: partitions.Partition, result: PruneResult) -> None:
+    """Detach a partition without blocking queries or loads, then drop it; count what it held."""
+    counted = conn.execute(QUERIES["reported_events"], {"from": partition.start, "until": partition.end}).fetchall()
+    started = time.monotonic()
+    name = sql.Identifier(partition.name)
+    try:
+        conn.execute(sql.SQL("ALTER TABLE ss_events DETACH PARTITION {} CONCURRENTLY").format(name))
+    except psycopg.errors.ObjectNotInPrerequisiteState:  # an earlier prune was stopped half-way through it
+        conn.execute(sql.SQL("ALTER TABLE ss_events DETACH PARTITION {} FINALIZE").format(name))
+    conn.execute(sql.SQL("DROP TABLE {}").format(name))
+    result.max_batch_seconds = max(result.max_batch_seconds, time.monotonic() - started)
+    result.partitions.append(partition.name)
+    for day, count in counted:
+        result.events_by_date[day] = int(count)
+        result.events += int(count)
+    log.info("dropped partition %s (report dates %s to %s)", partition.name, partition.start, partition.end)
 
 
 def _delete_date(

@@ -6,8 +6,9 @@ GIL after every network round trip: measured on a 2-core machine, that cost a th
 (see the README, "Performance"). In a process of its own the parser runs on one core while PostgreSQL
 runs on the other.
 
-The worker is ``python -m ingestor.parse.worker``, started on the first file and reused for every later
-one; it reads requests on stdin and writes framed pickles on stdout (``multiprocessing.connection``
+The worker is ``python -m ingestor.parse.worker``, started on a thread's first file and reused for its
+every later one (each loading thread has its own); it reads requests on stdin and writes framed pickles
+on stdout (``multiprocessing.connection``
 framing over plain pipes: no multiprocessing start method, no re-import of the caller's main module).
 For each request, ``(path, report, prefix, batch_rows)``, it sends each
 :class:`~ingestor.parse.batches.Batch`, then the file's :class:`~ingestor.parse.batches.LoadStats` (or a
@@ -122,29 +123,44 @@ class ParseWorker:
         self._process.wait(timeout=10)
 
 
-_shared: ParseWorker | None = None
-_shared_lock = threading.Lock()
+_local = threading.local()
+_all: set[ParseWorker] = set()
+_all_lock = threading.Lock()
 
 
 def shared_worker() -> ParseWorker:
-    """This process's worker, started on first use (or again after :func:`discard_worker`)."""
-    global _shared
-    with _shared_lock:
-        if _shared is None or not _shared.alive:
-            _shared = ParseWorker()
-        return _shared
+    """The calling thread's worker, started on first use (or again after :func:`discard_worker`).
+
+    One per thread: the loader's workers (``dispatch.py``) each parse their own file.
+    """
+    worker: ParseWorker | None = getattr(_local, "worker", None)
+    if worker is None or not worker.alive:
+        worker = ParseWorker()
+        _local.worker = worker
+        with _all_lock:
+            _all.add(worker)
+    return worker
 
 
 def discard_worker() -> None:
-    """Kill the worker, e.g. after a file was abandoned half-way; the next file starts a new one."""
-    global _shared
-    with _shared_lock:
-        if _shared is not None:
-            _shared.close()
-            _shared = None
+    """Kill the calling thread's worker, e.g. after a file was abandoned half-way; its next file starts anew."""
+    worker: ParseWorker | None = getattr(_local, "worker", None)
+    _local.worker = None
+    if worker is not None:
+        with _all_lock:
+            _all.discard(worker)
+        worker.close()
 
 
-atexit.register(discard_worker)
+def _close_all() -> None:
+    with _all_lock:
+        workers = list(_all)
+        _all.clear()
+    for worker in workers:
+        worker.close()
+
+
+atexit.register(_close_all)
 
 
 def main() -> None:

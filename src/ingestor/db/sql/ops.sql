@@ -118,10 +118,19 @@ FROM ss_report_files
 GROUP BY report_type;
 
 -- name: old_report_dates
--- Report dates before the cutoff, with their event counts (range scan of the unique key).
+-- Report dates from a day to before the cutoff, with their event counts (range scan of the unique key).
 SELECT report_date, COUNT(*) AS events
 FROM ss_events
-WHERE report_date < %(cutoff)s
+WHERE report_date >= %(from)s AND report_date < %(cutoff)s
+GROUP BY report_date
+ORDER BY report_date;
+
+-- name: reported_events
+-- Events per report date of a range as ss_reports counted them when they were inserted: what a dropped
+-- partition held, without counting its rows one by one.
+SELECT report_date, SUM(event_count)::bigint AS events
+FROM ss_reports
+WHERE report_date >= %(from)s AND report_date < %(until)s
 GROUP BY report_date
 ORDER BY report_date;
 
@@ -129,7 +138,8 @@ ORDER BY report_date;
 -- At most one batch of one report date's events: a short transaction, each row found through
 -- the unique key (it leads with report_date) and deleted through the primary key.
 DELETE FROM ss_events
-WHERE id = ANY(ARRAY(SELECT id FROM ss_events WHERE report_date = %(report_date)s LIMIT %(batch)s));
+WHERE report_date = %(report_date)s
+  AND id = ANY(ARRAY(SELECT id FROM ss_events WHERE report_date = %(report_date)s LIMIT %(batch)s));
 
 -- name: count_old_reports
 SELECT COUNT(*) FROM ss_reports WHERE report_date < %(cutoff)s;

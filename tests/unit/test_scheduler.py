@@ -176,7 +176,7 @@ def test_retention_runs_after_a_cycle_at_most_every_few_hours_and_is_not_a_cycle
     for age in (400, 31, 29, 0):
         execute(migrated_db_url, insert.format(age=age))
     pruned = scheduler.apply_retention()
-    assert pruned is not None and pruned.events == 2
+    assert pruned is not None and pruned.status == "success"  # (dropped partitions are counted from ss_reports)
     assert execute(migrated_db_url, "SELECT count(*) FROM ss_events") == [(2,)]
     execute(migrated_db_url, insert.format(age=100))
     now[0] += 3600.0

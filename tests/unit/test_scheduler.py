@@ -178,6 +178,8 @@ def test_retention_runs_after_a_cycle_at_most_every_few_hours_and_is_not_a_cycle
     pruned = scheduler.apply_retention()
     assert pruned is not None and pruned.status == "success"  # (dropped partitions are counted from ss_reports)
     assert execute(migrated_db_url, "SELECT count(*) FROM ss_events") == [(2,)]
+    with psycopg.connect(migrated_db_url, autocommit=True) as conn:  # the prune dropped the old partitions
+        make_partitions(conn, date.today() - timedelta(days=100))
     execute(migrated_db_url, insert.format(age=100))
     now[0] += 3600.0
     assert scheduler.apply_retention() is None  # too soon

@@ -17,6 +17,7 @@
     │   ├── DatabasePermissionError    the role lacks a privilege (see the README)
     │   └── MigrationError             the schema cannot be brought up to date
     ├── EmbeddedPostgresError          the embedded server cannot be found, started or stopped
+    │   └── EmbeddedServerBusyError    an old server on the data dir is still going away (retried)
     ├── InstanceLockedError            another instance holds the ingestion lock
     └── StopRequested                  a shutdown signal arrived; work was abandoned cleanly
 
@@ -105,6 +106,10 @@ class MigrationError(DatabaseError):
 
 class EmbeddedPostgresError(IngestorError):
     """The embedded PostgreSQL server cannot be found, started or stopped."""
+
+
+class EmbeddedServerBusyError(EmbeddedPostgresError):
+    """The data directory is still in use by a server that is going away; starting again later works."""
 
 
 class InstanceLockedError(IngestorError):

@@ -44,7 +44,7 @@ def run(**options: Any) -> None:
     with runtime(need_api=True, overrides=overrides) as rt:
         watchdog = ShutdownWatchdog(rt.stop, rt.settings.stop_timeout)
         watchdog.start()
-        rt.db = Database.from_settings(rt.settings)  # closed (embedded server stopped) by the runtime
+        rt.db = Database.from_settings(rt.settings)  # closed (embedded lease released) by the runtime
         if not rt.stop.is_set():
             serve(rt.settings, rt.db, rt.require_client(), rt.stop)
     elapsed = watchdog.elapsed()

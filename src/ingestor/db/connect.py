@@ -1,8 +1,9 @@
 """Which PostgreSQL to use, and connections to it.
 
-``DATABASE_URL`` wins, then the ``DB_*`` parts when ``DB_HOST`` is set; with neither, an embedded server
-is started in ``EMBEDDED_DB_DIR`` and stopped when the ingestor exits. Connections come from a small
-pool, in autocommit mode: code that needs a transaction opens one explicitly.
+``DATABASE_URL`` wins, then the ``DB_*`` parts when ``DB_HOST`` is set; with neither, the embedded server
+in ``EMBEDDED_DB_DIR`` is used: this process holds a lease on it (started if needed) until ``close()``,
+and the server stops when the last process using it is gone. Connections come from a small pool, in
+autocommit mode: code that needs a transaction opens one explicitly.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -19,6 +20,10 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from ingestor.config import Settings
 from ingestor.errors import DatabaseUnavailableError
 from ingestor.redaction import redact
+
+if TYPE_CHECKING:
+    from ingestor.db.lease import ServerLease
+    from ingestor.db.supervisor import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +35,23 @@ EMBEDDED_SETTINGS = {
     "checkpoint_timeout": "15min",
 }
 """Server settings of the embedded database (a single-purpose server: sized for bulk loads)."""
+
+
+def embedded_server_config(settings: Settings) -> ServerConfig:
+    """The embedded server that ``settings`` describe (data dir, database, listener, viewer)."""
+    from ingestor.db.embedded import PORT, default_data_dir
+    from ingestor.db.supervisor import ServerConfig
+
+    host, port = settings.embedded_listen or (None, PORT)
+    return ServerConfig(
+        data_dir=(settings.embedded_db_dir or default_data_dir()).absolute(),
+        db_name=settings.db_name,
+        settings=EMBEDDED_SETTINGS,
+        port=port,
+        listen_host=host,
+        viewer_role=settings.viewer_role,
+        viewer_password=settings.viewer_password.get_secret_value() or None,
+    )
 
 
 def describe_conninfo(conninfo: str) -> str:
@@ -46,7 +68,7 @@ def describe_conninfo(conninfo: str) -> str:
 class Database:
     """A PostgreSQL target: its connection string, an optional embedded server and a pool."""
 
-    def __init__(self, conninfo: str, *, embedded: Any = None, pool_size: int = 4) -> None:
+    def __init__(self, conninfo: str, *, embedded: ServerLease | None = None, pool_size: int = 4) -> None:
         self.conninfo = make_conninfo(conninfo, application_name=APPLICATION_NAME)
         self.display = describe_conninfo(self.conninfo)
         self.embedded = embedded
@@ -55,19 +77,22 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        """Resolve the database of ``settings``, starting the embedded server when none is configured."""
+        """Resolve the database of ``settings``; with none configured, take a lease on the embedded server
+        (starting it if no other process runs it)."""
         if not settings.uses_embedded_db:
             return cls(settings.database_conninfo())
-        from ingestor.db.embedded import EmbeddedPostgres, default_data_dir
+        from ingestor.db.lease import ServerLease
 
-        server = EmbeddedPostgres(
-            settings.embedded_db_dir or default_data_dir(),
-            db_name=settings.db_name,
-            settings=EMBEDDED_SETTINGS,
-        )
-        url = server.start()
-        log.info("using the embedded PostgreSQL in %s", settings.embedded_db_dir or default_data_dir())
-        return cls(url, embedded=server)
+        lease = ServerLease(embedded_server_config(settings))
+        url = lease.acquire()
+        log.info("using the embedded PostgreSQL in %s", lease.config.data_dir)
+        return cls(url, embedded=lease)
+
+    def ensure_server(self) -> None:
+        """When the database is unreachable: ask the embedded server to run again (a new supervisor if its
+        own died), without waiting; the pool reconnects at the next use. No-op for an external database."""
+        if self.embedded is not None:
+            self.embedded.ensure_running()
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection of its own (for locks and listeners that must outlive pool checkouts)."""
@@ -106,12 +131,12 @@ class Database:
             raise DatabaseUnavailableError(f"PostgreSQL {self.display} failed: {_first_line(exc)}") from None
 
     def close(self) -> None:
-        """Close the pool and stop the embedded server if this process started it."""
+        """Close the pool and release this process's lease on the embedded server (the last one out stops it)."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
         if self.embedded is not None:
-            self.embedded.stop()
+            self.embedded.release()
 
     def __enter__(self) -> Database:
         return self

@@ -1,11 +1,11 @@
 """The shutdown bound: once a stop is requested, the process is gone within ``STOP_TIMEOUT_SECONDS``.
 
-The clean path (abandon the current file, close the run, release the lock, close the pool, stop the
-embedded server) normally takes well under a second. If it overruns, for instance because a network
+The clean path (abandon the current file, close the run, release the lock, close the pool, release the
+embedded server's lease) normally takes well under a second. If it overruns, for instance because a network
 read or a database call hangs, the watchdog logs it and ends the process with :data:`FORCED_EXIT_CODE`.
 Nothing is lost then either: PostgreSQL rolls back the open transaction when the connection drops, and
-the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, gets its
-shutdown signal when our main thread dies.
+the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, is
+stopped by its supervisor once no process holds a lease (the kernel drops ours when we exit).
 """
 
 from __future__ import annotations

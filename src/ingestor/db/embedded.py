@@ -426,7 +426,8 @@ def _running_server(data_dir: Path) -> tuple[int, Path, int] | None:
 
 def _is_postgres_in(pid: int, data_dir: Path) -> bool:
     """Whether ``pid`` is a live (not zombie) postgres process working in ``data_dir``: postgres chdirs
-    there, so its cwd tells a reused pid from ours (when we may read it: our own processes, or as root)."""
+    there, so its cwd tells a reused pid from ours. When we may not read it (another user's process;
+    root without CAP_SYS_PTRACE), the owner decides: PostgreSQL runs as the owner of its data dir."""
     try:
         stat_line = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
@@ -437,7 +438,9 @@ def _is_postgres_in(pid: int, data_dir: Path) -> bool:
     try:
         return Path(os.readlink(f"/proc/{pid}/cwd")) == data_dir
     except PermissionError:
-        return True
+        with contextlib.suppress(OSError):
+            return Path(f"/proc/{pid}").stat().st_uid == data_dir.stat().st_uid
+        return False
     except OSError:
         return False
 

@@ -105,3 +105,12 @@ def test_db_shell_gives_psql_the_password_in_its_environment_not_on_its_command_
     args, env = psql_invocation("/usr/bin/psql", "postgresql://ingestor:pw-on-argv@db.example.org/shadowserver_db")
     assert "pw-on-argv" not in " ".join(args) and env["PGPASSWORD"] == "pw-on-argv"
     assert "host=db.example.org" in args[1] and "user=ingestor" in args[1]
+
+
+def test_an_embedded_data_dir_that_cannot_be_created_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    result = CliRunner().invoke(main, ["status"], env={"EMBEDDED_DB_DIR": str(blocker / "pgdata")})
+    assert result.exit_code == 1
+    assert result.stderr.startswith(f"error: cannot use the embedded PostgreSQL on {blocker}/pgdata: ")
+    assert result.stderr.count("\n") == 1

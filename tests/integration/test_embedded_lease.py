@@ -24,6 +24,7 @@ import pytest
 from ingestor.db.embedded import PG_USER
 from ingestor.db.lease import ServerLease, running_state
 from ingestor.db.supervisor import ServerConfig, ServerFiles, ServerState
+from ingestor.errors import EmbeddedPostgresError
 
 from fixtures.pg import FAST_SETTINGS, make_base_dir
 
@@ -297,3 +298,13 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_a_supervisor_that_cannot_start_the_server_tells_the_process_that_started_it(config: ServerConfig) -> None:
+    config.data_dir.mkdir(mode=0o700)
+    (config.data_dir / "PG_VERSION").write_text("15\n")  # a data dir of another major
+    lease = ServerLease(config)
+    with pytest.raises(EmbeddedPostgresError, match=r"holds a PostgreSQL 15 database but .* set PG_BINDIR"):
+        lease.acquire()
+    wait_until(lambda: running_state(config.data_dir) is None and not supervisor_pid(config.data_dir.parent), "exit")
+    lease.release()  # nothing held any more: a no-op

@@ -74,8 +74,11 @@ class ServerLease:
         if self._fd is not None:
             return self.url
         deadline = time.monotonic() + timeout
-        self.files.base.mkdir(parents=True, exist_ok=True)
-        fd = open_lock_file(self.files.leases)
+        try:
+            self.files.base.mkdir(parents=True, exist_ok=True)
+            fd = open_lock_file(self.files.leases)
+        except OSError as exc:
+            raise EmbeddedPostgresError(f"cannot use the embedded PostgreSQL on {self.config.data_dir}: {exc}") from exc
         while not try_lock(fd, fcntl.LOCK_SH):  # a supervisor is stopping the server: wait for it
             if time.monotonic() > deadline:
                 os.close(fd)
@@ -87,6 +90,10 @@ class ServerLease:
         self._fd = fd
         try:
             started, self._state = self._wait_ready(deadline)
+        except OSError as exc:
+            self.release(wait=0)
+            problem = f"cannot start the embedded PostgreSQL on {self.config.data_dir}: {exc}"
+            raise EmbeddedPostgresError(problem) from exc
         except BaseException:
             self.release(wait=0)
             raise

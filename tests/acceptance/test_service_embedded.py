@@ -4,6 +4,7 @@ simulator; every wait polls with a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -34,7 +35,8 @@ def data_dir() -> Iterator[Path]:
     base = make_base_dir("ssi-embedded-service-")
     yield base / "pgdata"
     for pid in [*postgres_processes(base / "pgdata"), *filter(None, [supervisor_pid(base / "pgdata")])]:
-        os.kill(pid, signal.SIGKILL)  # do not leak a server from a failing test
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # do not leak a server from a failing test
     shutil.rmtree(base, ignore_errors=True)
 
 
@@ -165,19 +167,17 @@ def test_a_service_attached_to_the_server_a_once_started_keeps_it_when_the_once_
     make_simulator: Callable[..., RunningSimulator], start_service: Callable[..., Service], data_dir: Path
 ) -> None:
     sim = make_simulator(today=None, days=1, types=("scan_ssl",), rows=150, faults=Faults(stream_rate=20_000))
-    once = subprocess.Popen(
-        [sys.executable, "-m", "ingestor", "once"],
-        env=cli_env(sim, data_dir),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    once_log = data_dir.parent / "once.log"
+    with once_log.open("wb") as output:
+        args = [sys.executable, "-m", "ingestor", "once"]
+        once = subprocess.Popen(args, env=cli_env(sim, data_dir), stdout=output, stderr=output)
     try:
         url = wait_for(lambda: server_url(data_dir), "the server the once starts")
         postmaster = postmaster_pid(data_dir)
         wait_for(lambda: sim.counters.downloads_started() == 1, "the once's (slow) download")
         service = start_service(sim, "", **embedded_env(data_dir))
         wait_for(lambda: "standing by" in service.log(), "the service to stand by while the once loads", service)
-        assert once.wait(60) == 0
+        assert once.wait(60) == 0, once_log.read_text()
     finally:
         once.kill()
         once.wait()

@@ -3,6 +3,7 @@ PostgreSQL; every wait polls for a condition with a deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -81,8 +82,12 @@ class Holder:
 def config() -> Iterator[ServerConfig]:
     base = make_base_dir("ssi-lease-")
     yield ServerConfig(base / "pgdata", settings=FAST_SETTINGS)
-    for pid in [*postgres_processes(base / "pgdata"), *([supervisor_pid(base)] if supervisor_pid(base) else [])]:
-        os.kill(pid, signal.SIGKILL)  # do not leak a server from a failing test
+    deadline = time.monotonic() + 10  # the holders are gone: the supervisor stops the server
+    while (postgres_processes(base / "pgdata") or supervisor_pid(base)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in [*postgres_processes(base / "pgdata"), *filter(None, [supervisor_pid(base)])]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)  # do not leak a server from a failing test
     shutil.rmtree(base, ignore_errors=True)
 
 

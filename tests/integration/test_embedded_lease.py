@@ -29,6 +29,8 @@ from ingestor.errors import EmbeddedPostgresError
 
 from fixtures.pg import FAST_SETTINGS, make_base_dir
 
+pytestmark = pytest.mark.slow
+
 HOLDER = """
 import json, sys
 from ingestor.db.embedded import PG_USER

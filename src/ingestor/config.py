@@ -9,6 +9,7 @@ never appear in ``repr``, logs or error messages.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -22,13 +23,43 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from ingestor.errors import ConfigError
 
-SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL")
+SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL", "VIEWER_PASSWORD")
 """Variables that may be given as ``<NAME>_FILE`` (Docker secrets)."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 _TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 CsvList = Annotated[list[str], Field(default_factory=list)]
+
+DEFAULT_LISTEN_HOST = "127.0.0.1"
+DEFAULT_LISTEN_PORT = 5432
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "*"})
+"""EMBEDDED_DB_LISTEN addresses that accept connections from other machines (allowed, warned about)."""
+
+
+def parse_listen(value: str) -> tuple[str, int]:
+    """``EMBEDDED_DB_LISTEN`` as (host, port): ``127.0.0.1:5432``, ``[::1]:5433``, ``0.0.0.0``, ``5433``
+    (a port alone listens on loopback), ``localhost``; raise ValueError otherwise."""
+    text = value.strip()
+    host, port = text, str(DEFAULT_LISTEN_PORT)
+    if text.isdigit():
+        host, port = DEFAULT_LISTEN_HOST, text
+    elif text.startswith("["):
+        host, _, rest = text[1:].partition("]")
+        if rest:
+            if not rest.startswith(":"):
+                raise ValueError(f"{value!r} is not [address]:port")
+            port = rest[1:]
+    elif text.count(":") == 1:
+        host, port = text.split(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: the port must be 1-65535")
+    if host not in WILDCARD_HOSTS and host != "localhost":
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ValueError(f"{value!r}: give an IP address (or localhost), optionally with :port") from None
+    return host, int(port)
 
 
 def _split_csv(value: Any) -> Any:
@@ -72,7 +103,9 @@ class Settings(BaseModel):
     db_lock_timeout: float = Field(60.0, ge=0, le=86_400, alias="DB_LOCK_TIMEOUT")
     db_statement_timeout: float = Field(1800.0, ge=0, le=86_400, alias="DB_STATEMENT_TIMEOUT")
     embedded_db_dir: Path | None = Field(None, alias="EMBEDDED_DB_DIR")
+    embedded_db_listen: str | None = Field(None, alias="EMBEDDED_DB_LISTEN")
     viewer_role: str = Field("shadowserver_viewer", alias="VIEWER_ROLE")
+    viewer_password: SecretStr = Field(SecretStr(""), alias="VIEWER_PASSWORD")
     batch_rows: int = Field(5_000, ge=100, le=1_000_000, alias="INGEST_BATCH_ROWS")
     workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=32, alias="INGEST_WORKERS")
     events_partition: Literal["month", "week", "day"] = Field("month", alias="EVENTS_PARTITION")
@@ -123,6 +156,14 @@ class Settings(BaseModel):
             raise ValueError("must be a plain PostgreSQL role name (letters, digits, underscore)")
         return value
 
+    @field_validator("embedded_db_listen")
+    @classmethod
+    def _listen(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        host, port = parse_listen(value)
+        return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, value: Any) -> Any:
@@ -147,12 +188,26 @@ class Settings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _listener_needs_a_password(self) -> Settings:
+        if self.embedded_db_listen and self.uses_embedded_db and not self.viewer_password.get_secret_value():
+            raise ValueError(
+                "EMBEDDED_DB_LISTEN needs VIEWER_PASSWORD (or VIEWER_PASSWORD_FILE): over TCP the viewer logs in "
+                "with a password, never without one"
+            )
+        return self
+
     # ---- derived values -------------------------------------------------------------------------
 
     @property
     def uses_embedded_db(self) -> bool:
         """True when neither ``DATABASE_URL`` nor ``DB_HOST`` names a server."""
         return not (self.database_url and self.database_url.get_secret_value()) and not self.db_host
+
+    @property
+    def embedded_listen(self) -> tuple[str, int] | None:
+        """``EMBEDDED_DB_LISTEN`` as (host, port), or None when the embedded server listens on its socket only."""
+        return parse_listen(self.embedded_db_listen) if self.embedded_db_listen else None
 
     def database_conninfo(self) -> str:
         """The libpq connection string of the external database (secret: contains the password)."""
@@ -194,6 +249,7 @@ class Settings(BaseModel):
         """Secret values, for the log redaction filter."""
         values = [self.api_key.get_secret_value(), self.api_secret.get_secret_value()]
         values.append(self.db_password.get_secret_value())
+        values.append(self.viewer_password.get_secret_value())
         if self.database_url:
             password = conninfo_to_dict(self.database_url.get_secret_value()).get("password")
             values.append(str(password or ""))

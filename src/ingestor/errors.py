@@ -22,6 +22,7 @@
     │       ├── DatabaseDataError      a value or a constraint was refused
     │       └── DatabaseResourceError  disk full, out of memory, a server limit
     ├── EmbeddedPostgresError          the embedded server cannot be found, started or stopped
+    │   └── EmbeddedServerBusyError    an old server on the data dir is still going away (retried)
     ├── InstanceLockedError            another instance holds the ingestion lock
     └── StopRequested                  a shutdown signal arrived; work was abandoned cleanly
 
@@ -130,6 +131,10 @@ class DatabaseResourceError(DatabaseQueryError):
 
 class EmbeddedPostgresError(IngestorError):
     """The embedded PostgreSQL server cannot be found, started or stopped."""
+
+
+class EmbeddedServerBusyError(EmbeddedPostgresError):
+    """The data directory is still in use by a server that is going away; starting again later works."""
 
 
 class InstanceLockedError(IngestorError):

@@ -5,108 +5,23 @@ Cycles every 1.2 s (INGEST_INTERVAL_MINUTES=0.02); every wait polls with a deadl
 
 from __future__ import annotations
 
-import os
-import re
 import shutil
-import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
-import httpx
-import psycopg
 import pytest
 
 from ingestor.db.embedded import EmbeddedPostgres
 from ingestor.simulator import Faults
 
 from fixtures.pg import FAST_SETTINGS, make_base_dir
+from fixtures.service import STOP_BOUND, Service, ground_truth, rows, runs, scalar, wait_for
 from fixtures.sim import RunningSimulator
 
 pytestmark = pytest.mark.slow
 
-STOP_BOUND = 8.0  # STOP_TIMEOUT_SECONDS (the default)
 TYPES = ("scan_ssl", "event4_sinkhole", "blocklist")
-PORT_LINE = re.compile(r"health server listening on http://[\d.]+:(\d+)")
-
-
-class Service:
-    """One ``run`` process, its log file and its health port."""
-
-    def __init__(
-        self, env: dict[str, str], log_path: Path, cwd: Path, module: str = "ingestor", options: tuple[str, ...] = ()
-    ) -> None:
-        self.log_path = log_path
-        self._log = log_path.open("wb")
-        args = [sys.executable, "-m", module, *(["run"] if module == "ingestor" else []), *options]
-        self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT)
-        self._port: int | None = None
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def log(self) -> str:
-        return self.log_path.read_text(encoding="utf-8", errors="replace")
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            match = wait_for(lambda: PORT_LINE.search(self.log()), "the health server's port", self)
-            self._port = int(match.group(1))
-        return self._port
-
-    def request(self, path: str, method: str = "GET") -> httpx.Response:
-        return httpx.request(method, f"http://127.0.0.1:{self.port}{path}", timeout=10)
-
-    def health(self) -> httpx.Response:
-        return self.request("/health")
-
-    def terminate(self) -> tuple[int, float]:
-        """SIGTERM; the exit code and the seconds it took to exit."""
-        started = time.monotonic()
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(STOP_BOUND + 5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            raise AssertionError(f"no exit {STOP_BOUND + 5} s after SIGTERM\n{self.tail()}") from None
-        return code, time.monotonic() - started
-
-    def tail(self, lines: int = 40) -> str:
-        return "\n".join(self.log().splitlines()[-lines:])
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(10)
-        self._log.close()
-
-
-def wait_for(condition: Callable[[], Any], what: str, service: Service | None = None, timeout: float = 20.0) -> Any:
-    """Poll ``condition`` until it returns something truthy; fail with the service's log otherwise."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if service is not None and service.proc.poll() is not None:
-            raise AssertionError(f"the service exited ({service.proc.returncode}) waiting for {what}\n{service.tail()}")
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{service.tail() if service else ''}")
-        time.sleep(0.1)
-
-
-def rows(url: str, query: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(query, params).fetchall()  # type: ignore[arg-type]
-
-
-def scalar(url: str, query: str, params: tuple[Any, ...] = ()) -> Any:
-    return rows(url, query, params)[0][0]
 
 
 def restart_until_loaded(start_service: Callable[..., Service], sim: Any, url: str) -> None:
@@ -120,15 +35,6 @@ def restart_until_loaded(start_service: Callable[..., Service], sim: Any, url: s
     assert again.terminate()[0] == 0
 
 
-def runs(url: str) -> list[tuple[str, str, int, str | None]]:
-    """(kind, status, pid, error_message) of every run, oldest first."""
-    return rows(url, "SELECT kind, status, pid, error_message FROM ss_ingestion_log ORDER BY id")  # type: ignore[return-value]
-
-
-def ground_truth(sim: RunningSimulator) -> int:
-    return sum(report.row_count for report in sim.reports())
-
-
 def metric_sum(text: str, name: str, **labels: str) -> float:
     """The sum of the samples of ``name`` whose labels include ``labels``."""
     total = 0.0
@@ -138,41 +44,6 @@ def metric_sum(text: str, name: str, **labels: str) -> float:
         if all(f'{key}="{value}"' in line for key, value in labels.items()):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-@pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[Callable[..., Service]]:
-    """Factory: ``start_service(sim, db_url, **env_overrides)``; every process is killed at teardown."""
-    started: list[Service] = []
-
-    def start(
-        sim: RunningSimulator, db_url: str, module: str = "ingestor", options: tuple[str, ...] = (), **overrides: str
-    ) -> Service:
-        env = {
-            **os.environ,
-            **sim.env,
-            "DATABASE_URL": db_url,
-            "INGEST_INTERVAL_MINUTES": "0.02",
-            "INGEST_JITTER_SECONDS": "0",
-            "REQUEST_DELAY_SECONDS": "0",
-            "SS_MAX_RETRIES": "0",
-            "SS_LOOKBACK_DAYS": "1",
-            "BACKFILL_DAYS": "2",
-            "HEALTH_HOST": "127.0.0.1",
-            "HEALTH_PORT": "0",
-            "HEALTH_FAILED_CYCLES": "2",
-            "STOP_TIMEOUT_SECONDS": str(STOP_BOUND),
-            "LOG_FORMAT": "text",
-            "LOG_LEVEL": "INFO",
-            **overrides,
-        }
-        service = Service(env, tmp_path / f"service-{len(started)}.log", tmp_path, module, options)
-        started.append(service)
-        return service
-
-    yield start
-    for service in started:
-        service.close()
 
 
 def test_first_start_backfills_then_schedules_serves_health_and_metrics_and_a_restart_does_not_backfill(

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestor.config import load_settings
+from ingestor.config import load_settings, parse_listen
 from ingestor.errors import ConfigError
 
 
@@ -113,3 +113,33 @@ def test_overrides_win_and_empty_values_mean_unset() -> None:
 def test_base_urls_get_a_trailing_slash() -> None:
     settings = load_settings({"SS_API_URL": "http://127.0.0.1:9/api2", "SS_DOWNLOAD_URL": "http://h/dl"}, env_file=None)
     assert settings.api_url == "http://127.0.0.1:9/api2/" and settings.download_url == "http://h/dl/"
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("127.0.0.1:5433", ("127.0.0.1", 5433)),
+        ("127.0.0.1", ("127.0.0.1", 5432)),
+        ("5433", ("127.0.0.1", 5433)),  # a port alone: loopback
+        ("[::1]:6000", ("::1", 6000)),
+        ("::1", ("::1", 5432)),
+        ("0.0.0.0", ("0.0.0.0", 5432)),
+        ("localhost:5444", ("localhost", 5444)),
+    ],
+)
+def test_embedded_db_listen_forms(value: str, expected: tuple[str, int]) -> None:
+    settings = load_settings({"EMBEDDED_DB_LISTEN": value, "VIEWER_PASSWORD": "pw-1234"}, env_file=None)
+    assert settings.embedded_listen == expected
+    assert parse_listen(value) == expected
+
+
+@pytest.mark.parametrize("value", ["db.example.com", "127.0.0.1:0", "127.0.0.1:70000", "[::1]5432", "x:y"])
+def test_embedded_db_listen_rejects_what_it_cannot_bind(value: str) -> None:
+    with pytest.raises(ConfigError, match="EMBEDDED_DB_LISTEN"):
+        load_settings({"EMBEDDED_DB_LISTEN": value, "VIEWER_PASSWORD": "pw-1234"}, env_file=None)
+
+
+def test_the_viewer_password_is_a_secret() -> None:
+    settings = load_settings({"VIEWER_PASSWORD": "viewer-pw-42"}, env_file=None)
+    assert "viewer-pw-42" not in repr(settings) and "viewer-pw-42" in settings.secrets()
+    assert settings.embedded_listen is None

@@ -176,6 +176,15 @@ def test_the_probe_reports_an_unreachable_database_without_its_password() -> Non
     assert not status.reachable and status.error and "hunter2secret" not in status.error
 
 
+def test_the_probe_asks_for_the_database_when_unreachable_and_only_then(migrated_db_url: str) -> None:
+    asked: list[str] = []
+    up = DatabaseProbe(migrated_db_url, ttl=0, on_unreachable=lambda: asked.append("up"))
+    nowhere = "postgresql://u@127.0.0.1:1/nowhere"
+    down = DatabaseProbe(nowhere, ttl=0, timeout=2, on_unreachable=lambda: asked.append("down"))
+    assert up.status().reachable and not down.status().reachable
+    assert asked == ["down"]  # what revives the embedded server (Database.ensure_server)
+
+
 # ---- the endpoints ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import demo, ingest, service, simulate
+    from ingestor.cli import db, demo, ingest, service, simulate
 
     for command in (
         ingest.ping,
@@ -24,6 +24,7 @@ def _register() -> None:
         service.run,
         simulate.simulate,
         demo.demo,
+        db.db,
     ):
         main.add_command(command)
     from ingestor.cli import ops

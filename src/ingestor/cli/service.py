@@ -40,7 +40,7 @@ def run(**options: Any) -> None:
         "HEALTH_PORT": options["health_port"],
     }
     with runtime(need_api=True, overrides=overrides) as rt:
-        rt.db = Database.from_settings(rt.settings)  # closed (embedded server stopped) by the runtime
+        rt.db = Database.from_settings(rt.settings)  # closed (embedded lease released) by the runtime
         if not rt.stop.is_set():
             serve(rt.settings, rt.db, rt.require_client(), rt.stop)
     elapsed = rt.watchdog.elapsed()

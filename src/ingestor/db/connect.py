@@ -1,8 +1,9 @@
 """Which PostgreSQL to use, and connections to it.
 
-``DATABASE_URL`` wins, then the ``DB_*`` parts when ``DB_HOST`` is set; with neither, an embedded server
-is started in ``EMBEDDED_DB_DIR`` and stopped when the ingestor exits. Connections come from a small
-pool, in autocommit mode: code that needs a transaction opens one explicitly.
+``DATABASE_URL`` wins, then the ``DB_*`` parts when ``DB_HOST`` is set; with neither, the embedded server
+in ``EMBEDDED_DB_DIR`` is used: this process holds a lease on it (started if needed) until ``close()``,
+and the server stops when the last process using it is gone. Connections come from a small pool, in
+autocommit mode: code that needs a transaction opens one explicitly.
 
 Every session gets the bounded waits of the settings (``DB_LOCK_TIMEOUT``, ``DB_STATEMENT_TIMEOUT``) and a
 client check, so that a held lock fails a file instead of hanging the service, and a statement whose
@@ -17,7 +18,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
@@ -29,6 +30,10 @@ from ingestor.db.errors import translate
 from ingestor.errors import DatabaseUnavailableError
 from ingestor.redaction import first_line
 
+if TYPE_CHECKING:
+    from ingestor.db.lease import ServerLease
+    from ingestor.db.supervisor import ServerConfig
+
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "shadowserver-ingestor"
@@ -39,6 +44,23 @@ EMBEDDED_SETTINGS = {
     "checkpoint_timeout": "15min",
 }
 """Server settings of the embedded database (a single-purpose server: sized for bulk loads)."""
+
+
+def embedded_server_config(settings: Settings) -> ServerConfig:
+    """The embedded server that ``settings`` describe (data dir, database, listener, viewer)."""
+    from ingestor.db.embedded import PORT, default_data_dir
+    from ingestor.db.supervisor import ServerConfig
+
+    host, port = settings.embedded_listen or (None, PORT)
+    return ServerConfig(
+        data_dir=(settings.embedded_db_dir or default_data_dir()).absolute(),
+        db_name=settings.db_name,
+        settings=EMBEDDED_SETTINGS,
+        port=port,
+        listen_host=host,
+        viewer_role=settings.viewer_role,
+        viewer_password=settings.viewer_password.get_secret_value() or None,
+    )
 
 
 def describe_conninfo(conninfo: str) -> str:
@@ -59,7 +81,7 @@ class Database:
         self,
         conninfo: str,
         *,
-        embedded: Any = None,
+        embedded: ServerLease | None = None,
         pool_size: int = 4,
         session: Mapping[str, str] | None = None,
     ) -> None:
@@ -74,20 +96,24 @@ class Database:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
-        """Resolve the database of ``settings``, starting the embedded server when none is configured."""
+        """Resolve the database of ``settings``; with none configured, take a lease on the embedded server
+        (starting it if no other process runs it)."""
         pool_size = settings.workers + 2  # a connection per loading worker, the run's own, the lock's
+        session = settings.session_settings()
         if not settings.uses_embedded_db:
-            return cls(settings.database_conninfo(), session=settings.session_settings(), pool_size=pool_size)
-        from ingestor.db.embedded import EmbeddedPostgres, default_data_dir
+            return cls(settings.database_conninfo(), session=session, pool_size=pool_size)
+        from ingestor.db.lease import ServerLease
 
-        server = EmbeddedPostgres(
-            settings.embedded_db_dir or default_data_dir(),
-            db_name=settings.db_name,
-            settings=EMBEDDED_SETTINGS,
-        )
-        url = server.start()
-        log.info("using the embedded PostgreSQL in %s", settings.embedded_db_dir or default_data_dir())
-        return cls(url, embedded=server, session=settings.session_settings(), pool_size=pool_size)
+        lease = ServerLease(embedded_server_config(settings))
+        url = lease.acquire()
+        log.info("using the embedded PostgreSQL in %s", lease.config.data_dir)
+        return cls(url, embedded=lease, session=session, pool_size=pool_size)
+
+    def ensure_server(self) -> None:
+        """When the database is unreachable: ask the embedded server to run again (a new supervisor if its
+        own died), without waiting; the pool reconnects at the next use. No-op for an external database."""
+        if self.embedded is not None:
+            self.embedded.ensure_running()
 
     def connect(self, *, autocommit: bool = True) -> psycopg.Connection[Any]:
         """A new connection of its own (for locks and listeners that must outlive pool checkouts)."""
@@ -153,12 +179,12 @@ class Database:
         return asked
 
     def close(self) -> None:
-        """Close the pool and stop the embedded server if this process started it."""
+        """Close the pool and release this process's lease on the embedded server (the last one out stops it)."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
         if self.embedded is not None:
-            self.embedded.stop()
+            self.embedded.release()
 
     def __enter__(self) -> Database:
         return self

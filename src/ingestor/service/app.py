@@ -2,7 +2,7 @@
 
 Stopping (SIGTERM/SIGINT set ``stop``): the scheduler abandons the current file and closes its run as
 ``interrupted``, releases the lock and returns; then the health server stops. The caller closes the API
-client and the database (stopping the embedded server if it started one); :class:`ShutdownWatchdog`
+client and the database (releasing its lease on the embedded server); :class:`ShutdownWatchdog`
 bounds all of it to ``STOP_TIMEOUT_SECONDS``.
 """
 
@@ -34,7 +34,8 @@ def serve(settings: Settings, db: Database, client: ShadowserverClient, stop: th
         settings.stop_timeout,
     )
     state = HealthState()
-    check = HealthCheck(state, DatabaseProbe(db.conninfo), HealthPolicy.from_settings(settings))
+    probe = DatabaseProbe(db.conninfo, on_unreachable=db.ensure_server)
+    check = HealthCheck(state, probe, HealthPolicy.from_settings(settings))
     with HealthServer(settings.health_host, settings.health_port, check):
         ingestor = Ingestor(settings, db, client, stop=stop)
         Scheduler(settings, db, ingestor, state, stop).serve()

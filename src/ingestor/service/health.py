@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -128,11 +129,15 @@ class DatabaseStatus:
 class DatabaseProbe:
     """Checks the database on a short-lived connection of its own, at most every ``ttl`` seconds.
 
-    A failed probe keeps the last success it knew, so that an outage does not erase history.
+    A failed probe keeps the last success it knew, so that an outage does not erase history, and calls
+    ``on_unreachable`` (which must not block).
     """
 
-    def __init__(self, conninfo: str, *, ttl: float = 2.0, timeout: int = 3) -> None:
+    def __init__(
+        self, conninfo: str, *, ttl: float = 2.0, timeout: int = 3, on_unreachable: Callable[[], None] | None = None
+    ) -> None:
         self._conninfo = conninfo
+        self._on_unreachable = on_unreachable
         self._ttl = ttl
         self._timeout = timeout
         self._lock = threading.Lock()
@@ -145,6 +150,8 @@ class DatabaseProbe:
             if time.monotonic() - self._checked >= self._ttl:
                 self._status = self._check(self._status.last_success_at)
                 self._checked = time.monotonic()
+                if not self._status.reachable and self._on_unreachable is not None:
+                    self._on_unreachable()  # e.g. start the embedded server again
             return self._status
 
     def _check(self, known_success: datetime | None) -> DatabaseStatus:

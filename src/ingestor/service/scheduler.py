@@ -245,6 +245,7 @@ class Scheduler:
     # ---- database availability, logged on change -------------------------------------------------
 
     def _database_down(self, exc: BaseException, doing: str) -> None:
+        self.db.ensure_server()  # the embedded server's supervisor may have died: start one; a no-op otherwise
         problem = first_line(exc)
         if problem != self._db_problem:
             log.warning("database unavailable (%s): %s", doing, problem)

@@ -3,12 +3,12 @@
 Every command runs under it (``cli/runtime.py``). When the stop comes, ``on_stop`` runs first: it cancels
 the statements this process has running on the server (a load waiting for an analyst's lock would
 otherwise hold the shutdown until the lock is released). The clean path (abandon the current file, close
-the run, release the lock, close the pool, stop the embedded server) then normally takes well under a
-second. If it overruns, for instance because a network read hangs, the watchdog logs it and ends the
-process with :data:`FORCED_EXIT_CODE`.
+the run, release the lock, close the pool, release the embedded server's lease) then normally takes well
+under a second. If it overruns, for instance because a network read hangs, the watchdog logs it and ends
+the process with :data:`FORCED_EXIT_CODE`.
 Nothing is lost then either: PostgreSQL rolls back the open transaction when the connection drops, and
-the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, gets its
-shutdown signal when our main thread dies.
+the next start closes the run left ``running`` as ``interrupted``. The embedded server, if any, is
+stopped by its supervisor once no process holds a lease (the kernel drops ours when we exit).
 """
 
 from __future__ import annotations

@@ -41,6 +41,7 @@ from ingestor.catalog import Catalog, ReportType
 from ingestor.db.queries import QUERIES
 from ingestor.errors import StopRequested
 from ingestor.parse.batches import Batch, LoadStats, copy_text, read_header
+from ingestor.parse.content import check_header
 from ingestor.parse.worker import discard_worker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def load_report(
     if not header:
         return LoadStats()
     report = catalog.get(report_type, header)
+    check_header(header, report)  # an HTML page, a JSON error, unrelated columns: fail, never "loaded"
     key = (*report.natural_key, None, None)
     params = {
         "report_type": report_type,

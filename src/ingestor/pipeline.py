@@ -24,7 +24,15 @@ from ingestor.api.client import DownloadResult, ReportItem, ShadowserverClient
 from ingestor.catalog import Catalog, load_catalog
 from ingestor.config import Settings
 from ingestor.db.connect import Database
-from ingestor.errors import ApiError, DatabaseError, DownloadError, IngestorError, StopRequested
+from ingestor.errors import (
+    ApiError,
+    DatabaseError,
+    DiskSpaceError,
+    DownloadError,
+    IngestorError,
+    ReportFileError,
+    StopRequested,
+)
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
 from ingestor.parse.worker import shared_worker
@@ -404,7 +412,7 @@ class Ingestor:
         except StopRequested as exc:
             outcome.status, outcome.error = "interrupted", str(exc)
             log.warning("%s: %s", source.label, exc)
-        except (DownloadError, ApiError) as exc:
+        except (DownloadError, ApiError, ReportFileError, DiskSpaceError) as exc:
             outcome.error = str(exc)
             log.error("%s: %s", source.label, exc)
         except psycopg.OperationalError:

@@ -36,7 +36,7 @@ from ingestor.errors import (
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
 from ingestor.parse.worker import shared_worker
-from ingestor.redaction import redact
+from ingestor.redaction import REDACTOR, redact
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +290,7 @@ class Ingestor:
 
     def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
         settings = self.settings
+        REDACTOR.begin_window()  # ids of earlier listings are forgotten (the last one's stay redactable)
         items, invalid = client.list_reports(
             window[0],
             window[1],

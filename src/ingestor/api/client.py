@@ -208,8 +208,8 @@ def parse_report_items(payload: Any) -> tuple[list[ReportItem], int]:
         if not report_id or not report_type:
             invalid += 1
             continue
-        REDACTOR.add(report_id)
         items.append(ReportItem(report_id, report_type, day, file_name, str(entry.get("report") or "")))
+    REDACTOR.add_ids(item.id for item in items)
     return items, invalid
 
 

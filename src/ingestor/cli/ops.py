@@ -40,6 +40,7 @@ from ingestor.ops.search import (
 )
 from ingestor.ops.status import collect_status
 from ingestor.pipeline import Reporter
+from ingestor.spool import FileLimits
 
 TERMINAL_LIMIT = 100
 """Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
@@ -266,12 +267,13 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
     .zip too) unless given. Files already imported (same content) are skipped unless --force. Exit
     codes: 0 all loaded or skipped, 4 some failed, 1 none could be loaded, 3 another ingestor is running.
     """
-    plan = plan_import(list(paths), report_type=report_type, report_date=report_date)
-    for problem in plan.problems:
-        click.echo(f"error: {problem}", err=True)
-    for duplicate in plan.duplicates:
-        click.echo(f"skipped {duplicate}", err=True)
     with runtime(need_db=True) as rt, ExitStack() as stack:
+        limits = FileLimits.from_settings(rt.settings)
+        plan = plan_import(list(paths), report_type=report_type, report_date=report_date, limits=limits)
+        for problem in plan.problems:
+            click.echo(f"error: {problem}", err=True)
+        for duplicate in plan.duplicates:
+            click.echo(f"skipped {duplicate}", err=True)
         if report_type:
             _check_types(rt, (report_type,))
         reporter: Reporter | None = None

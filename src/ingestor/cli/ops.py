@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 
 from ingestor.catalog import SEVERITIES, load_catalog
+from ingestor.cli import UsageProblem, params
 from ingestor.cli.output import RichReporter, is_terminal, print_result
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
 from ingestor.db.lock import IngestionLock
@@ -50,10 +51,8 @@ CATALOG_URL = "https://interchange.shadowserver.org/schema/reports.json"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class InputError(click.ClickException):
+class InputError(UsageProblem):
     """Bad input found after parsing (e.g. a report type nobody knows): one line, exit code 2."""
-
-    exit_code = 2
 
 
 if TYPE_CHECKING:
@@ -114,7 +113,7 @@ def filter_options(command: F) -> F:
         ),
         click.option(
             "--limit",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, params.MAX_ROWS),
             help=f"At most this many rows; 0 = all [default: {TERMINAL_LIMIT} on a terminal, all when piped].",
         ),
         click.option("--explain", "show_plan", is_flag=True, help="Print PostgreSQL's query plan instead of rows."),
@@ -363,11 +362,11 @@ def refresh(source: str, target: Path | None) -> None:
 
 
 @click.command()
-@click.option("--older-than", "days", type=click.IntRange(min=1), help="Days to keep [default: RETENTION_DAYS].")
+@click.option("--older-than", "days", type=params.days(1), help="Days to keep [default: RETENTION_DAYS].")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
-@click.option("--batch", type=click.IntRange(min=1), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
-@click.option("--ledger-older-than", type=click.IntRange(min=0), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
-@click.option("--audit-older-than", type=click.IntRange(min=0), help="Audit days [default: AUDIT_RETENTION_DAYS].")
+@click.option("--batch", type=click.IntRange(1, 1_000_000), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
+@click.option("--ledger-older-than", type=params.days(), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
+@click.option("--audit-older-than", type=params.days(), help="Audit days [default: AUDIT_RETENTION_DAYS].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def prune(

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from ingestor.api.client import DownloadLimits, ReportItem, ShadowserverClient
+from ingestor.errors import DownloadTooSlowError
 from ingestor.parse.rowhash import event_hash
 
 from fixtures.harness import Harness
@@ -249,3 +251,15 @@ def test_a_line_longer_than_the_row_limit_is_skipped_and_counted(
     assert (status, read, inserted, error, rejects) == ("loaded", 31, 30, None, {"line_too_long": 1})
     ((line, reason),) = h.query("SELECT line, reason FROM ss_rejected_rows")
     assert (line, reason) == (6, "line_too_long")
+
+
+def test_a_download_slower_than_the_minimum_speed_is_abandoned(make_simulator: MakeSim) -> None:
+    sim = one_report_sim(make_simulator)
+    (report,) = sim.reports()
+    sim.faults.update(trickle_seconds=0.02)  # about 50 bytes/s
+    limits = DownloadLimits(min_speed=1000, speed_window=0.5)
+    item = ReportItem(report.id, report.type, report.date, report.file, report.subscription)
+    client = ShadowserverClient(sim.api_url, sim.api_key, sim.api_secret, sim.download_url, limits=limits)
+    with client, pytest.raises(DownloadTooSlowError, match="under SS_DOWNLOAD_MIN_SPEED"):
+        client.download(item, io.BytesIO())
+    assert sim.counters.downloads_started() == 1  # abandoned, not retried at once

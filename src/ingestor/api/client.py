@@ -362,8 +362,10 @@ class ShadowserverClient:
             raise _Retryable(RetryKind.TRUNCATED, f"truncated download ({_short(exc)})") from None
         except httpx.TransportError as exc:
             raise _Retryable(RetryKind.TRANSPORT, f"{type(exc).__name__}: {_short(exc)}") from None
-        except (zlib.error, EOFError) as exc:
-            raise _Retryable(RetryKind.TRUNCATED, f"truncated download (gzip body: {exc})") from None
+        except EOFError:
+            raise _Retryable(RetryKind.TRUNCATED, "truncated download (the gzip body stops mid-stream)") from None
+        except zlib.error as exc:  # damaged in transit, or cut and resumed: worth another download
+            raise _Retryable(RetryKind.TRUNCATED, f"truncated download (corrupt gzip body: {exc})") from None
         if writer.size == 0:
             raise _Retryable(RetryKind.EMPTY, "empty download (0 bytes after decompression)")
         if not writer.ends_with_newline:
@@ -455,7 +457,7 @@ class _Pace:
             speed = (received - self._window_bytes) / elapsed
             if speed < self._limits.min_speed:
                 raise DownloadTooSlowError(
-                    f"{self._label}: download at {format_bytes(speed)}/s for {elapsed:.0f} s, under "
+                    f"{self._label}: download at {format_bytes(speed)}/s for {elapsed:.1f} s, under "
                     f"SS_DOWNLOAD_MIN_SPEED ({format_bytes(self._limits.min_speed)}/s); abandoned, "
                     "tried again next cycle"
                 )

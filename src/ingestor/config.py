@@ -19,7 +19,16 @@ from typing import Annotated, Any, Literal
 
 from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ByteSize,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from ingestor.errors import ConfigError
 
@@ -71,7 +80,7 @@ def _split_csv(value: Any) -> Any:
 class Settings(BaseModel):
     """All settings, named after their environment variables (see the README's configuration table)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False)
 
     # Shadowserver API
     api_url: str = Field("https://transform.shadowserver.org/api2/", alias="SS_API_URL")
@@ -81,13 +90,18 @@ class Settings(BaseModel):
     report_types: CsvList = Field(alias="SS_REPORT_TYPES")
     subscriptions: CsvList = Field(alias="SS_REPORTS")
     lookback_days: int = Field(2, ge=0, le=3650, alias="SS_LOOKBACK_DAYS")
-    list_limit: int = Field(1000, ge=1, alias="SS_LIST_LIMIT")
-    api_timeout: float = Field(120.0, gt=0, alias="SS_API_TIMEOUT")
-    download_timeout: float = Field(300.0, gt=0, alias="SS_DOWNLOAD_TIMEOUT")
+    list_limit: int = Field(1000, ge=1, le=1_000_000, alias="SS_LIST_LIMIT")
+    api_timeout: float = Field(120.0, gt=0, le=86400, alias="SS_API_TIMEOUT")
+    download_timeout: float = Field(300.0, gt=0, le=86400, alias="SS_DOWNLOAD_TIMEOUT")
     max_retries: int = Field(4, ge=0, le=20, alias="SS_MAX_RETRIES")
-    max_file_attempts: int = Field(10, ge=1, alias="SS_MAX_FILE_ATTEMPTS")
-    request_delay: float = Field(1.0, ge=0, alias="REQUEST_DELAY_SECONDS")
+    max_file_attempts: int = Field(10, ge=1, le=1_000_000, alias="SS_MAX_FILE_ATTEMPTS")
+    request_delay: float = Field(1.0, ge=0, le=3600, alias="REQUEST_DELAY_SECONDS")
     work_dir: Path | None = Field(None, alias="SS_WORK_DIR")
+    download_deadline: float = Field(3600.0, ge=0, le=7 * 86400, alias="SS_DOWNLOAD_DEADLINE")
+    download_min_speed: ByteSize = Field(ByteSize(16 * 1024), ge=0, alias="SS_DOWNLOAD_MIN_SPEED")
+    max_file_size: ByteSize = Field(ByteSize(4 << 30), gt=0, alias="SS_MAX_FILE_SIZE")
+    max_compression_ratio: float = Field(100.0, ge=1, le=1_000_000, alias="SS_MAX_COMPRESSION_RATIO")
+    min_free_disk: ByteSize = Field(ByteSize(512 << 20), ge=0, alias="SS_MIN_FREE_DISK")
 
     # Database
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")
@@ -110,20 +124,20 @@ class Settings(BaseModel):
     workers: int = Field(default_factory=lambda: min(4, os.cpu_count() or 1), ge=1, le=32, alias="INGEST_WORKERS")
     events_partition: Literal["month", "week", "day"] = Field("month", alias="EVENTS_PARTITION")
     events_oldest_date: date = Field(date(2010, 1, 1), alias="EVENTS_OLDEST_DATE")
-    retention_days: int = Field(0, ge=0, alias="RETENTION_DAYS")
+    retention_days: int = Field(0, ge=0, le=36500, alias="RETENTION_DAYS")
     retention_batch_rows: int = Field(10_000, ge=100, le=1_000_000, alias="RETENTION_BATCH_ROWS")
-    ledger_retention_days: int = Field(0, ge=0, alias="LEDGER_RETENTION_DAYS")
-    audit_retention_days: int = Field(0, ge=0, alias="AUDIT_RETENTION_DAYS")
+    ledger_retention_days: int = Field(0, ge=0, le=36500, alias="LEDGER_RETENTION_DAYS")
+    audit_retention_days: int = Field(0, ge=0, le=36500, alias="AUDIT_RETENTION_DAYS")
 
     # Service
-    interval_minutes: float = Field(15.0, gt=0, alias="INGEST_INTERVAL_MINUTES")
-    jitter_seconds: float = Field(30.0, ge=0, alias="INGEST_JITTER_SECONDS")
+    interval_minutes: float = Field(15.0, gt=0, le=525_600, alias="INGEST_INTERVAL_MINUTES")
+    jitter_seconds: float = Field(30.0, ge=0, le=86400, alias="INGEST_JITTER_SECONDS")
     backfill_days: int = Field(7, ge=0, le=3650, alias="BACKFILL_DAYS")
     health_host: str = Field("0.0.0.0", alias="HEALTH_HOST")
     health_port: int = Field(8088, ge=0, le=65535, alias="HEALTH_PORT")
-    health_max_age_factor: float = Field(3.0, gt=1, alias="HEALTH_MAX_AGE_FACTOR")
-    health_failed_cycles: int = Field(3, ge=1, alias="HEALTH_FAILED_CYCLES")
-    stop_timeout: float = Field(8.0, gt=0, alias="STOP_TIMEOUT_SECONDS")
+    health_max_age_factor: float = Field(3.0, gt=1, le=1000, alias="HEALTH_MAX_AGE_FACTOR")
+    health_failed_cycles: int = Field(3, ge=1, le=1_000_000, alias="HEALTH_FAILED_CYCLES")
+    stop_timeout: float = Field(8.0, gt=0, le=3600, alias="STOP_TIMEOUT_SECONDS")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")

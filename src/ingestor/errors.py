@@ -10,8 +10,12 @@
     ├── DownloadError                  a report file could not be fetched completely
     │   ├── DownloadNotFoundError      404: expired or unknown id
     │   ├── EmptyDownloadError         0-byte body
-    │   └── TruncatedDownloadError     the body ended before Content-Length
+    │   ├── TruncatedDownloadError     the body ended before Content-Length, mid-stream or without its final newline
+    │   └── DownloadTooSlowError       over SS_DOWNLOAD_DEADLINE, or slower than SS_DOWNLOAD_MIN_SPEED
     ├── ReportFileError                a local or downloaded file cannot be read as a report
+    │   ├── NotAReportError            an HTML page, a JSON object, a header unrelated to the report type
+    │   └── FileTooLargeError          over SS_MAX_FILE_SIZE or SS_MAX_COMPRESSION_RATIO
+    ├── DiskSpaceError                 SS_WORK_DIR has less than SS_MIN_FREE_DISK free
     ├── DatabaseError                  PostgreSQL failed (db/errors.py maps psycopg's errors here)
     │   ├── DatabaseUnavailableError   cannot connect, or the connection was lost: the run ends
     │   ├── DatabasePermissionError    the role lacks a privilege (see the README)
@@ -86,11 +90,27 @@ class EmptyDownloadError(DownloadError):
 
 
 class TruncatedDownloadError(DownloadError):
-    """The download ended before the announced size."""
+    """The download ended before the announced size, or without the final newline every report has."""
+
+
+class DownloadTooSlowError(DownloadError):
+    """The download took longer than its deadline or came in slower than the minimum speed."""
 
 
 class ReportFileError(IngestorError):
     """A report file cannot be read."""
+
+
+class NotAReportError(ReportFileError):
+    """The content is not a Shadowserver CSV report (an HTML page, a JSON object, an unrelated CSV)."""
+
+
+class FileTooLargeError(ReportFileError):
+    """A report file is larger than the configured maximum, or decompresses beyond the allowed ratio."""
+
+
+class DiskSpaceError(IngestorError):
+    """The spool directory has less free space than the configured minimum."""
 
 
 class DatabaseError(IngestorError):

@@ -32,8 +32,10 @@ from ingestor.errors import (
     ApiError,
     DatabaseError,
     DatabaseTimeoutError,
+    DiskSpaceError,
     DownloadError,
     IngestorError,
+    ReportFileError,
     StopRequested,
 )
 from ingestor.load import LoadStats, load_report
@@ -138,7 +140,7 @@ class FileLoader:
         except StopRequested as exc:
             outcome.status, outcome.error = "interrupted", str(exc)
             log.warning("%s: %s", source.label, exc)
-        except (DownloadError, ApiError) as exc:
+        except (DownloadError, ApiError, ReportFileError, DiskSpaceError) as exc:
             outcome.error = str(exc)
             log.error("%s: %s", source.label, exc)
         except DatabaseError as exc:

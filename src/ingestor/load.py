@@ -41,6 +41,7 @@ from ingestor.catalog import Catalog, ReportType
 from ingestor.db.queries import QUERIES
 from ingestor.errors import StopRequested
 from ingestor.parse.batches import Batch, LoadStats, copy_text, read_header
+from ingestor.parse.content import check_header
 from ingestor.parse.worker import discard_worker, shared_worker
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,7 @@ def load_report(
     if not header:
         return LoadStats()
     report = catalog.get(report_type, header)  # a retired type name loads as the current type it became
+    check_header(header, report)  # an HTML page, a JSON error, unrelated columns: fail, never "loaded"
     params = {"report_type": report.type, "report_date": report_date, "file_id": file_id}
     prefix = f"{copy_text(report.type)}\t{report_date.isoformat()}\t{file_id}\t"
     file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress)

@@ -30,7 +30,7 @@ from ingestor.errors import ApiError, DatabaseError, StopRequested
 from ingestor.files import FileLoader
 from ingestor.listing import Listing, wanted
 from ingestor.logs import log_context
-from ingestor.redaction import first_line, redact
+from ingestor.redaction import REDACTOR, first_line, redact
 from ingestor.sources import ApiReport, FileOutcome, NullReporter, Reporter, ReportSource
 
 __all__ = ["EXIT_CODES", "FileOutcome", "Ingestor", "NullReporter", "ReportSource", "Reporter", "RunResult"]
@@ -236,6 +236,7 @@ class Ingestor:
             )
 
     def _list(self, window: tuple[date, date], client: ShadowserverClient) -> list[ReportItem]:
+        REDACTOR.begin_window()  # ids of earlier listings are forgotten (the last one's stay redactable)
         listing = Listing(client, self.settings)
         items = listing.complete(window[0], window[1])
         if listing.invalid:

@@ -46,7 +46,10 @@ def free_port() -> int:
 def test_db_url_of_an_external_database_leaves_the_password_out_unless_asked() -> None:
     url = "postgresql://ingestor:s3cret-pw@db.example.org:5433/shadowserver_db?sslmode=require"
     shown = db("url", DATABASE_URL=url)
-    assert shown.exit_code == 0 and shown.stdout == "postgresql://ingestor@db.example.org:5433/shadowserver_db?sslmode=require\n"
+    assert (
+        shown.exit_code == 0
+        and shown.stdout == "postgresql://ingestor@db.example.org:5433/shadowserver_db?sslmode=require\n"
+    )
     assert db("url", "--show-password", DATABASE_URL=url).stdout.strip() == url
     parts = db("url", DB_HOST="pg.internal", DB_PASSWORD="other-secret", DB_USER="u")
     assert parts.stdout.strip() == "postgresql://u@pg.internal:5432/shadowserver_db?connect_timeout=10&sslmode=prefer"

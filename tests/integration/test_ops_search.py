@@ -244,7 +244,7 @@ def test_bad_input_is_one_clear_error_and_exit_2(loaded: Loaded, args: list[str]
     assert result.exit_code == 2
     assert message in result.stderr and "Traceback" not in result.stderr
     assert result.stdout == ""
-    assert len([line for line in result.stderr.splitlines() if line.startswith("Error")]) == 1
+    assert len(result.stderr.splitlines()) == 1 and result.stderr.startswith("error: ")
 
 
 def test_a_type_nobody_knows_is_searched_with_a_note_not_refused(loaded: Loaded) -> None:

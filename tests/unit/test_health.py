@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import struct
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -304,3 +307,130 @@ def test_the_watchdog_stays_quiet_when_the_clean_path_finishes() -> None:
     watchdog.disarm()
     watchdog.join(2)
     assert not watchdog.is_alive() and not fired.is_set()
+
+
+# ---- the server under load and abuse ------------------------------------------------------------
+
+
+class GatedCheck(HealthCheck):
+    """A health check that answers only once the test opens the gate (or raises, if told to)."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.gate = threading.Event()
+        self.fail = fail
+
+    def report(self) -> HealthReport:
+        self.gate.wait(10)
+        if self.fail:
+            raise RuntimeError("the check broke")
+        return HealthReport(True, {"status": "ok"})
+
+
+class Captured(logging.Handler):
+    """Collects the records of the health server's logger; :meth:`wait_for` waits for one."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._changed = threading.Condition()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        with self._changed:
+            self.records.append(record)
+            self._changed.notify_all()
+
+    def wait_for(self, text: str, timeout: float = 10) -> logging.LogRecord | None:
+        def found() -> logging.LogRecord | None:
+            return next((r for r in self.records if text in r.getMessage()), None)
+
+        with self._changed:
+            self._changed.wait_for(found, timeout)
+            return found()
+
+
+@pytest.fixture
+def server_log() -> Iterator[Captured]:
+    logger = logging.getLogger("ingestor.service.httpd")
+    handler, level = Captured(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    yield handler
+    logger.removeHandler(handler)
+    logger.setLevel(level)
+
+
+def test_a_burst_of_connections_is_queued_not_dropped() -> None:
+    server = HealthServer("127.0.0.1", 0, FixedCheck(HealthReport(True, {})))  # listening, not yet accepting
+    clients: list[socket.socket] = []
+    try:
+        for _ in range(64):  # with the stdlib's backlog of 5, the 7th connect waits for SYN retries
+            clients.append(socket.create_connection(("127.0.0.1", server.port), timeout=5))
+        server.start()
+        for client in clients:
+            client.sendall(b"GET /livez HTTP/1.0\r\n\r\n")
+        assert all(client.recv(64).startswith(b"HTTP/1.0 200") for client in clients)
+    finally:
+        for client in clients:
+            client.close()
+        server.stop()
+
+
+def test_an_idle_connection_is_closed_by_the_server() -> None:
+    server = HealthServer("127.0.0.1", 0, FixedCheck(HealthReport(True, {})), timeout=0.2).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=10) as idle:
+            idle.sendall(b"GET /health HTTP/1.1\r\n")  # a request that never finishes
+            assert idle.recv(1024) == b""  # the server hung up; before, this waited forever
+    finally:
+        server.stop()
+
+
+def test_a_client_that_hangs_up_early_is_a_log_line_not_a_traceback(
+    server_log: Captured, capfd: pytest.CaptureFixture[str]
+) -> None:
+    check = GatedCheck()
+    server = HealthServer("127.0.0.1", 0, check).start()
+    try:
+        client = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        client.sendall(b"GET /health HTTP/1.0\r\n\r\n")
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()  # a reset, before the answer
+        check.gate.set()
+        logged = server_log.wait_for("ended early")
+    finally:
+        server.stop()
+    assert logged is not None and logged.levelno == logging.DEBUG
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_failing_check_answers_500_and_logs_through_our_logger(
+    server_log: Captured, capfd: pytest.CaptureFixture[str]
+) -> None:
+    check = GatedCheck(fail=True)
+    check.gate.set()
+    server = HealthServer("127.0.0.1", 0, check).start()
+    try:
+        response = httpx.get(server.url + "/health")
+    finally:
+        server.stop()
+    assert response.status_code == 500 and response.json() == {"error": "internal error (see the service log)"}
+    assert any(record.exc_info for record in server_log.records)
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_locked_audit_table_is_a_slow_database_not_an_unreachable_one(migrated_db_url: str) -> None:
+    with psycopg.connect(migrated_db_url) as locker:
+        locker.execute("LOCK TABLE ss_ingestion_log IN ACCESS EXCLUSIVE MODE")
+        status = DatabaseProbe(migrated_db_url, ttl=0, timeout=1).status()
+    assert status.reachable and status.error is not None and "slow" in status.error
+    assert "unreachable" not in status.error
+    report = evaluate(Snapshot(ago(5), last_cycle=cycle("success")), status, POLICY, NOW)
+    assert report.http_status == 200 and report.body["reasons"] == []
+    assert report.body["database_reachable"] is True and "ss_ingestion_log" in report.body["database_error"]
+
+
+def test_requests_during_a_probe_answer_from_the_cache(migrated_db_url: str) -> None:
+    probe = DatabaseProbe(migrated_db_url, ttl=0)
+    first = probe.status()
+    with probe._lock:  # another request is refreshing the status right now
+        assert probe.status() is first

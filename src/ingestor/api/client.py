@@ -4,21 +4,28 @@ One ``httpx.Client`` (connection reuse) serves both hosts. API calls are POSTs o
 with HMAC2 over the exact bytes sent; downloads are plain GETs streamed to a file. Connection errors,
 timeouts, 5xx and 429 are retried with exponential backoff and full jitter (honouring ``Retry-After``);
 401/403, 404 and error bodies raise at once. No message built here contains a download id or URL.
+
+A download is complete only when its raw body has the announced ``Content-Length`` (compared with the
+bytes received, before decompression), a gzip body (labelled with ``Content-Encoding`` or not) reached
+its end marker, and the file ends with a line break, as every Shadowserver report does; otherwise it is
+retried as truncated. Its size, compression ratio, duration and speed are bounded (:class:`DownloadLimits`);
+a file over a bound fails at once (it would fail again if retried now) and is tried again next cycle.
 """
 
 from __future__ import annotations
 
-import hashlib
+import enum
 import logging
 import random
 import re
 import threading
 import time
-from collections.abc import Callable, Generator, Mapping, Sequence
+import zlib
+from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from email.utils import parsedate_to_datetime
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 import httpx
 
@@ -31,13 +38,20 @@ from ingestor.errors import (
     ApiUnavailableError,
     DownloadError,
     DownloadNotFoundError,
+    DownloadTooSlowError,
     EmptyDownloadError,
     StopRequested,
     TruncatedDownloadError,
 )
+from ingestor.limits import GZIP_MAGIC, FileLimits, Inflater, SpoolWriter, format_bytes
 from ingestor.redaction import REDACTOR, redact
 
+if TYPE_CHECKING:
+    from ingestor.config import Settings
+
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 FILE_NAME = re.compile(r"^(\d{4}-\d{2}-\d{2})-([^-]+)-(.+)\.csv$")
 
@@ -102,9 +116,45 @@ class DownloadResult:
     seconds: float
 
 
+@dataclass(frozen=True)
+class DownloadLimits:
+    """Bounds of one file's download besides the per-read timeout (``0`` switches one off)."""
+
+    files: FileLimits = field(default_factory=FileLimits)
+    deadline: float = 3600.0
+    """Seconds the whole download of a file may take, retries included."""
+    min_speed: int = 16 * 1024
+    """Bytes per second the body must average over each :attr:`speed_window`."""
+    speed_window: float = 60.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> DownloadLimits:
+        return cls(FileLimits.from_settings(settings), settings.download_deadline, int(settings.download_min_speed))
+
+
+class RetryKind(enum.Enum):
+    """Why an attempt may be worth repeating; decides the error raised when the retries run out."""
+
+    TRANSPORT = "transport"
+    """Connection refused or reset, a timeout."""
+    STATUS = "status"
+    """HTTP 5xx or 429."""
+    EMPTY = "empty"
+    """A download with a 0-byte body."""
+    TRUNCATED = "truncated"
+    """A download that ended early: short of Content-Length, mid-gzip, or without its final newline."""
+
+
+_DOWNLOAD_ERRORS: dict[RetryKind, type[DownloadError]] = {
+    RetryKind.EMPTY: EmptyDownloadError,
+    RetryKind.TRUNCATED: TruncatedDownloadError,
+}
+
+
 class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+    def __init__(self, kind: RetryKind, reason: str, retry_after: float | None = None) -> None:
         super().__init__(reason)
+        self.kind = kind
         self.reason = reason
         self.retry_after = retry_after
 
@@ -158,8 +208,8 @@ def parse_report_items(payload: Any) -> tuple[list[ReportItem], int]:
         if not report_id or not report_type:
             invalid += 1
             continue
-        REDACTOR.add(report_id)
         items.append(ReportItem(report_id, report_type, day, file_name, str(entry.get("report") or "")))
+    REDACTOR.add_ids(item.id for item in items)
     return items, invalid
 
 
@@ -176,6 +226,7 @@ class ShadowserverClient:
         api_timeout: float = 120.0,
         download_timeout: float = 300.0,
         retry: RetryPolicy | None = None,
+        limits: DownloadLimits | None = None,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.api_url = api_url if api_url.endswith("/") else api_url + "/"
@@ -183,8 +234,10 @@ class ShadowserverClient:
         self._api_key = api_key
         self._auth = Hmac2Auth(api_secret)
         self.retry = retry or RetryPolicy()
+        self.limits = limits or DownloadLimits()
         self._api_timeout = httpx.Timeout(api_timeout, connect=min(api_timeout, 15.0))
-        self._download_timeout = httpx.Timeout(download_timeout, connect=min(download_timeout, 15.0))
+        read_timeout = min(download_timeout, self.limits.deadline or download_timeout)
+        self._download_timeout = httpx.Timeout(read_timeout, connect=min(read_timeout, 15.0))
         REDACTOR.add(api_key, api_secret)
         self._http = httpx.Client(
             transport=transport,
@@ -260,49 +313,65 @@ class ShadowserverClient:
     # ---- downloads ------------------------------------------------------------------------------
 
     def download(self, item: ReportItem, sink: IO[bytes]) -> DownloadResult:
-        """Stream a report file into ``sink`` (rewound on each retry); reject empty or short bodies."""
+        """Stream a report file into ``sink`` (rewound on each retry); reject empty, short or bounded bodies."""
         url = self.download_url + item.id
         started = time.monotonic()
+        deadline = started + self.limits.deadline if self.limits.deadline else None
 
         def attempt() -> tuple[int, str]:
             sink.seek(0)
             sink.truncate()
-            return self._download_once(url, item.label, sink)
+            return self._download_once(url, item.label, sink, deadline)
 
         size, digest = self._with_retries(f"download of {item.label}", attempt, download=True)
         return DownloadResult(size=size, sha256=digest, seconds=time.monotonic() - started)
 
-    def _download_once(self, url: str, label: str, sink: IO[bytes]) -> tuple[int, str]:
-        digest = hashlib.sha256()
-        size = 0
+    def _download_once(self, url: str, label: str, sink: IO[bytes], deadline: float | None) -> tuple[int, str]:
+        writer = SpoolWriter(sink, self.limits.files, label)
+        writer.reserve(None)  # no request at all when the disk is already too full
+        pace = _Pace(self.limits, label, deadline)
         try:
-            with self._http.stream("GET", url, timeout=self._download_timeout) as response:
+            with self._http.stream(
+                "GET", url, timeout=self._download_timeout, headers={"Accept-Encoding": "gzip"}
+            ) as response:
                 if response.status_code == 404:
                     raise DownloadNotFoundError(f"{label}: the download host does not know this report (404)")
                 if response.status_code == 429 or response.status_code >= 500:
-                    raise _Retryable(f"HTTP {response.status_code}", _retry_after(response))
+                    raise _Retryable(RetryKind.STATUS, f"HTTP {response.status_code}", _retry_after(response))
                 if response.status_code != 200:
                     raise DownloadError(f"{label}: download refused with HTTP {response.status_code}")
-                encoded = bool(response.headers.get("Content-Encoding"))
-                expected = None if encoded else response.headers.get("Content-Length")
+                expected = _content_length(response)
+                writer.reserve(expected)
+                body = _BodyDecoder(response.headers.get("Content-Encoding", ""), self.limits.files, label)
                 # As the bytes arrive (no re-chunking): a stop request is seen within one network read.
-                for chunk in response.iter_bytes():
+                for chunk in response.iter_raw():
                     if self.retry.stop.is_set():
                         raise StopRequested(f"{label}: download abandoned, stop requested")
-                    sink.write(chunk)
-                    digest.update(chunk)
-                    size += len(chunk)
+                    pace.check(response.num_bytes_downloaded)
+                    for piece in body.feed(chunk):
+                        writer.write(piece)
                     metrics.DOWNLOADED_BYTES.inc(len(chunk))
+                received = response.num_bytes_downloaded
+                if received == 0:
+                    raise _Retryable(RetryKind.EMPTY, "empty download (0 bytes)")
+                if expected is not None and received != expected:
+                    raise _Retryable(RetryKind.TRUNCATED, f"truncated download ({received} of {expected} bytes)")
+                for piece in body.finish():
+                    writer.write(piece)
         except httpx.RemoteProtocolError as exc:
-            raise _Retryable(f"truncated download ({_short(exc)})") from None
+            raise _Retryable(RetryKind.TRUNCATED, f"truncated download ({_short(exc)})") from None
         except httpx.TransportError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {_short(exc)}") from None
-        if size == 0:
-            raise _Retryable("empty download (0 bytes)")
-        if expected is not None and expected.isdigit() and int(expected) != size:
-            raise _Retryable(f"truncated download ({size} of {expected} bytes)")
+            raise _Retryable(RetryKind.TRANSPORT, f"{type(exc).__name__}: {_short(exc)}") from None
+        except EOFError:
+            raise _Retryable(RetryKind.TRUNCATED, "truncated download (the gzip body stops mid-stream)") from None
+        except zlib.error as exc:  # damaged in transit, or cut and resumed: worth another download
+            raise _Retryable(RetryKind.TRUNCATED, f"truncated download (corrupt gzip body: {exc})") from None
+        if writer.size == 0:
+            raise _Retryable(RetryKind.EMPTY, "empty download (0 bytes after decompression)")
+        if not writer.ends_with_newline:
+            raise _Retryable(RetryKind.TRUNCATED, "truncated download (the last line has no line break)")
         sink.flush()
-        return size, digest.hexdigest()
+        return writer.size, writer.hexdigest()
 
     # ---- plumbing -------------------------------------------------------------------------------
 
@@ -319,13 +388,13 @@ class ShadowserverClient:
             )
             status = str(response.status_code)
         except httpx.TransportError as exc:
-            raise _Retryable(f"{type(exc).__name__}: {_short(exc)}") from None
+            raise _Retryable(RetryKind.TRANSPORT, f"{type(exc).__name__}: {_short(exc)}") from None
         finally:
             metrics.API_REQUESTS.labels(method, status).inc()
             metrics.API_SECONDS.labels(method).observe(time.monotonic() - started)
         code = response.status_code
         if code == 429 or code >= 500:
-            raise _Retryable(f"HTTP {code}: {_error_text(response)}", _retry_after(response))
+            raise _Retryable(RetryKind.STATUS, f"HTTP {code}: {_error_text(response)}", _retry_after(response))
         if code in (401, 403):
             raise ApiAuthError(
                 f"{method}: the API refused the credentials (HTTP {code}: {_error_text(response)}); "
@@ -349,7 +418,7 @@ class ShadowserverClient:
             raise ApiResponseError(f"{method}: {redact(str(payload['error'])[:200])}", method=method, status=code)
         return payload
 
-    def _with_retries(self, what: str, action: Callable[[], Any], *, download: bool = False) -> Any:
+    def _with_retries(self, what: str, action: Callable[[], T], *, download: bool = False) -> T:
         attempt = 0
         while True:
             try:
@@ -358,16 +427,90 @@ class ShadowserverClient:
                 if attempt >= self.retry.retries:
                     message = f"{what}: gave up after {attempt + 1} attempts: {exc.reason}"
                     if download:
-                        if "empty" in exc.reason:
-                            raise EmptyDownloadError(message) from None
-                        if "truncated" in exc.reason:
-                            raise TruncatedDownloadError(message) from None
-                        raise DownloadError(message) from None
+                        raise _DOWNLOAD_ERRORS.get(exc.kind, DownloadError)(message) from None
                     raise ApiUnavailableError(message, method=what) from None
                 pause = self.retry.delay(attempt, exc.retry_after)
                 log.warning("%s: %s; retry %d/%d in %.1f s", what, exc.reason, attempt + 1, self.retry.retries, pause)
                 self.retry.wait(pause)
                 attempt += 1
+
+
+class _Pace:
+    """Fails a download that outlives its deadline or averages less than the minimum speed over a window."""
+
+    def __init__(self, limits: DownloadLimits, label: str, deadline: float | None) -> None:
+        self._limits = limits
+        self._label = label
+        self._deadline = deadline
+        self._window_start = time.monotonic()
+        self._window_bytes = 0
+
+    def check(self, received: int) -> None:
+        now = time.monotonic()
+        if self._deadline is not None and now > self._deadline:
+            raise DownloadTooSlowError(
+                f"{self._label}: download still running after SS_DOWNLOAD_DEADLINE ({self._limits.deadline:g} s) "
+                f"with {format_bytes(received)} received; abandoned, tried again next cycle"
+            )
+        elapsed = now - self._window_start
+        if self._limits.min_speed and elapsed >= self._limits.speed_window:
+            speed = (received - self._window_bytes) / elapsed
+            if speed < self._limits.min_speed:
+                raise DownloadTooSlowError(
+                    f"{self._label}: download at {format_bytes(speed)}/s for {elapsed:.1f} s, under "
+                    f"SS_DOWNLOAD_MIN_SPEED ({format_bytes(self._limits.min_speed)}/s); abandoned, "
+                    "tried again next cycle"
+                )
+            self._window_start, self._window_bytes = now, received
+
+
+class _BodyDecoder:
+    """The file's bytes from the raw body: gzip decoded when labelled (``Content-Encoding``) or not."""
+
+    def __init__(self, encoding: str, limits: FileLimits, label: str) -> None:
+        encoding = encoding.strip().lower()
+        if encoding not in ("", "identity", "gzip", "x-gzip", "deflate"):
+            raise DownloadError(f"{label}: the download host sent an unsupported Content-Encoding {encoding!r}")
+        self._limits = limits
+        self._label = label
+        self._labelled = Inflater(limits, label, wbits=47) if encoding not in ("", "identity") else None
+        self._sniffed: Inflater | None = None
+        self._head = b""
+        self._decided = False
+
+    def feed(self, raw: bytes) -> Iterator[bytes]:
+        for data in self._labelled.feed(raw) if self._labelled else (raw,):
+            yield from self._content(data)
+
+    def finish(self) -> Iterator[bytes]:
+        if self._labelled is not None:
+            for data in self._labelled.finish():
+                yield from self._content(data)
+        if not self._decided:  # a body shorter than the gzip magic
+            self._decided = True
+            if self._head:
+                yield self._head
+        if self._sniffed is not None:
+            yield from self._sniffed.finish()
+
+    def _content(self, data: bytes) -> Iterator[bytes]:
+        if not self._decided:
+            self._head += data
+            if len(self._head) < len(GZIP_MAGIC):
+                return
+            self._decided = True
+            data, self._head = self._head, b""
+            if data.startswith(GZIP_MAGIC):  # gzip bytes the server did not label
+                self._sniffed = Inflater(self._limits, self._label)
+        if self._sniffed is not None:
+            yield from self._sniffed.feed(data)
+        elif data:
+            yield data
+
+
+def _content_length(response: httpx.Response) -> int | None:
+    value = response.headers.get("Content-Length", "").strip()
+    return int(value) if value.isdigit() else None
 
 
 def _short(exc: BaseException) -> str:

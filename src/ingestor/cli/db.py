@@ -142,4 +142,3 @@ def psql_invocation(psql: str, conninfo: str) -> tuple[list[str], dict[str, str]
     if password:
         env["PGPASSWORD"] = str(password)
     return [psql, make_conninfo("", **params)], env
-

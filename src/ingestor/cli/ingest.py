@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import sys
 from contextlib import ExitStack
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 import click
 
 from ingestor import audit
+from ingestor.cli import params
 from ingestor.cli.output import RichReporter, is_terminal, print_json, print_result
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
 from ingestor.db.lock import IngestionLock
@@ -66,7 +67,7 @@ def once() -> None:
 
 
 @click.command()
-@click.argument("days", type=click.IntRange(min=0))
+@click.argument("days", type=params.days(0, params.MAX_BACKFILL_DAYS))
 @click.option(
     "--until",
     type=click.DateTime(formats=["%Y-%m-%d"]),
@@ -78,6 +79,8 @@ def backfill(days: int, until: datetime | None) -> None:
 
     Files already loaded are skipped, so a backfill can be repeated or widened safely.
     """
+    if until is not None and until.date() - date.min < timedelta(days=days):
+        raise click.BadParameter(f"{days} days before {until.date()} is before the year 1", param_hint="'DAYS'")
     with runtime(need_api=True, need_db=True) as rt:
         result = ingest_window(rt, "backfill", days=days, until=until.date() if until else None)
     sys.exit(result.exit_code)

@@ -19,9 +19,11 @@ import click
 from rich.console import Console
 
 from ingestor.catalog import SEVERITIES, load_catalog
+from ingestor.cli import UsageProblem, params
 from ingestor.cli.output import RichReporter, is_terminal, print_result
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
 from ingestor.db.lock import IngestionLock
+from ingestor.limits import FileLimits
 from ingestor.ops import filters as flt
 from ingestor.ops.formats import FORMATS, PIPED_WIDTH, json_value, write_rows
 from ingestor.ops.imports import plan_import, run_import
@@ -49,10 +51,8 @@ CATALOG_URL = "https://interchange.shadowserver.org/schema/reports.json"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class InputError(click.ClickException):
+class InputError(UsageProblem):
     """Bad input found after parsing (e.g. a report type nobody knows): one line, exit code 2."""
-
-    exit_code = 2
 
 
 if TYPE_CHECKING:
@@ -113,7 +113,7 @@ def filter_options(command: F) -> F:
         ),
         click.option(
             "--limit",
-            type=click.IntRange(min=0),
+            type=click.IntRange(0, params.MAX_ROWS),
             help=f"At most this many rows; 0 = all [default: {TERMINAL_LIMIT} on a terminal, all when piped].",
         ),
         click.option("--explain", "show_plan", is_flag=True, help="Print PostgreSQL's query plan instead of rows."),
@@ -273,12 +273,13 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
     .zip too) unless given. Files already imported (same content) are skipped unless --force. Exit
     codes: 0 all loaded or skipped, 4 some failed, 1 none could be loaded, 3 another ingestor is running.
     """
-    plan = plan_import(list(paths), report_type=report_type, report_date=report_date)
-    for problem in plan.problems:
-        click.echo(f"error: {problem}", err=True)
-    for duplicate in plan.duplicates:
-        click.echo(f"skipped {duplicate}", err=True)
     with runtime(need_db=True) as rt, ExitStack() as stack:
+        limits = FileLimits.from_settings(rt.settings)
+        plan = plan_import(list(paths), report_type=report_type, report_date=report_date, limits=limits)
+        for problem in plan.problems:
+            click.echo(f"error: {problem}", err=True)
+        for duplicate in plan.duplicates:
+            click.echo(f"skipped {duplicate}", err=True)
         reporter: Reporter | None = None
         if is_terminal() and plan.reports:
             reporter = stack.enter_context(RichReporter())
@@ -366,11 +367,11 @@ def refresh(source: str, target: Path | None) -> None:
 
 
 @click.command()
-@click.option("--older-than", "days", type=click.IntRange(min=1), help="Days to keep [default: RETENTION_DAYS].")
+@click.option("--older-than", "days", type=params.days(1), help="Days to keep [default: RETENTION_DAYS].")
 @click.option("--dry-run", is_flag=True, help="Count what would be deleted; change nothing.")
-@click.option("--batch", type=click.IntRange(min=1), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
-@click.option("--ledger-older-than", type=click.IntRange(min=0), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
-@click.option("--audit-older-than", type=click.IntRange(min=0), help="Audit days [default: AUDIT_RETENTION_DAYS].")
+@click.option("--batch", type=click.IntRange(1, 1_000_000), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
+@click.option("--ledger-older-than", type=params.days(), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
+@click.option("--audit-older-than", type=params.days(), help="Audit days [default: AUDIT_RETENTION_DAYS].")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
 def prune(

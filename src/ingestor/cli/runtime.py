@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 import psycopg
 
-from ingestor.api.client import RetryPolicy, ShadowserverClient
+from ingestor.api.client import DownloadLimits, RetryPolicy, ShadowserverClient
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
 from ingestor.db.migrate import migrate
@@ -64,6 +64,7 @@ def make_client(settings: Settings, stop: threading.Event) -> ShadowserverClient
         api_timeout=settings.api_timeout,
         download_timeout=settings.download_timeout,
         retry=RetryPolicy(retries=settings.max_retries, stop=stop),
+        limits=DownloadLimits.from_settings(settings),
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from ingestor.cli import params
 from ingestor.cli.runtime import handle_errors, runtime
 from ingestor.db.connect import Database
 from ingestor.service.app import serve
@@ -17,11 +18,15 @@ log = logging.getLogger("ingestor.service")
 @click.command("run")
 @click.option(
     "--interval",
-    type=click.FloatRange(min=0, min_open=True),
+    type=params.FiniteFloat(0, 525_600, min_open=True),
     help="Minutes between cycles [INGEST_INTERVAL_MINUTES].",
 )
-@click.option("--jitter", type=click.FloatRange(min=0), help="Seconds of random delay added [INGEST_JITTER_SECONDS].")
-@click.option("--backfill-days", type=click.IntRange(min=0), help="Days loaded on a first start [BACKFILL_DAYS].")
+@click.option("--jitter", type=params.seconds(), help="Seconds of random delay added [INGEST_JITTER_SECONDS].")
+@click.option(
+    "--backfill-days",
+    type=params.days(0, params.MAX_BACKFILL_DAYS),
+    help="Days loaded on a first start [BACKFILL_DAYS].",
+)
 @click.option("--health-host", help="Address of /health, /livez and /metrics [HEALTH_HOST].")
 @click.option("--health-port", type=click.IntRange(0, 65535), help="Their port; 0 = any free one [HEALTH_PORT].")
 @handle_errors

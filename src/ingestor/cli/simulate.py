@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 
+from ingestor.cli import params
 from ingestor.simulator import (
     DEFAULT_TYPES,
     MALFORMATIONS,
@@ -49,9 +50,9 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--query-permission", is_flag=True, help="Allow reports/query (else 412).")
 @click.option("--types", default=",".join(DEFAULT_TYPES), show_default=True, help="Comma-separated types.")
 @click.option("--days", default=3, show_default=True, type=click.IntRange(1, 3650))
-@click.option("--rows", default=100, show_default=True, type=click.IntRange(0), help="Rows per report.")
+@click.option("--rows", default=100, show_default=True, type=click.IntRange(0, 100_000_000), help="Rows per report.")
 @click.option("--variants", default="geo", show_default=True, help="Comma-separated file variants.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=click.IntRange(0, 2**63 - 1))
 @click.option("--today", callback=_parse_date, help="Simulated UTC date (default: the real one).")
 @click.option(
     "--reports-dir",
@@ -81,17 +82,36 @@ def _parse_date(ctx: click.Context, param: click.Parameter, value: str | None) -
 @click.option("--bom", is_flag=True)
 @click.option("--no-charset", is_flag=True, help="Content-Type text/csv without charset.")
 # Malformed rows
-@click.option("--malformed-rate", default=0.0, type=click.FloatRange(0, 1), show_default=True)
+@click.option("--malformed-rate", default=0.0, type=params.fraction(), show_default=True)
 @click.option("--malformed-kinds", default=",".join(MALFORMATIONS), show_default=True)
 # Faults
-@click.option("--error-rate", default=0.0, type=click.FloatRange(0, 1), help="API 5xx probability.")
-@click.option("--error-status", default=503, show_default=True, type=int)
-@click.option("--latency", default=0.0, type=click.FloatRange(0), help="Added API latency (s).")
-@click.option("--download-latency", default=0.0, type=click.FloatRange(0), help="Added download latency (s).")
-@click.option("--stream-rate", type=click.IntRange(1), help="Download speed limit (bytes/s).")
-@click.option("--truncate-rate", default=0.0, type=click.FloatRange(0, 1))
-@click.option("--empty-rate", default=0.0, type=click.FloatRange(0, 1))
+@click.option("--error-rate", default=0.0, type=params.fraction(), help="API 5xx probability.")
+@click.option("--error-status", default=503, show_default=True, type=click.IntRange(100, 599))
+@click.option("--latency", default=0.0, type=params.seconds(0, 3600), help="Added API latency (s).")
+@click.option("--download-latency", default=0.0, type=params.seconds(0, 3600), help="Added download latency (s).")
+@click.option("--stream-rate", type=click.IntRange(1, 10**12), help="Download speed limit (bytes/s).")
+@click.option("--truncate-rate", default=0.0, type=params.fraction())
+@click.option("--empty-rate", default=0.0, type=params.fraction())
 @click.option("--shuffle-keys", is_flag=True, help="Shuffle the key order of reports/list items.")
+@click.option(
+    "--bogus-body",
+    type=click.Choice(["html", "json", "foreign_csv"]),
+    help="Answer downloads with 200 and an HTML page, a JSON error or an unrelated CSV.",
+)
+@click.option(
+    "--gzip",
+    "gzip_body",
+    type=click.Choice(["labelled", "unlabelled"]),
+    help="gzip download bodies, with or without Content-Encoding.",
+)
+@click.option(
+    "--short-content-length",
+    type=params.fraction(min_open=True),
+    help="Announce this fraction of the body as Content-Length, send all of it.",
+)
+@click.option("--no-final-newline", is_flag=True, help="Serve files without their final line break.")
+@click.option("--endless", is_flag=True, help="Downloads never end (chunked, the last row repeated).")
+@click.option("--trickle", type=params.seconds(0, 3600), help="Send bodies one byte every this many seconds.")
 @click.option("-v", "--verbose", is_flag=True, help="Log each request.")
 def simulate(**opts: Any) -> None:
     """Serve a local Shadowserver Reports API (/api2/) and download host (/dl/) on one port.
@@ -185,4 +205,10 @@ def _faults(opts: dict[str, Any]) -> Faults:
         empty_rate=float(opts["empty_rate"]),
         shuffle_keys=bool(opts["shuffle_keys"]),
         csv_charset=not opts["no_charset"],
+        bogus_body=opts["bogus_body"],
+        gzip_body=opts["gzip_body"],
+        short_content_length=float(opts["short_content_length"] or 0.0),
+        no_final_newline=bool(opts["no_final_newline"]),
+        endless_body=bool(opts["endless"]),
+        trickle_seconds=float(opts["trickle"] or 0.0),
     )

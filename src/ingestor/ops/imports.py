@@ -4,6 +4,13 @@ Paths may be files or directories (searched recursively for ``*.csv``, ``*.gz`` 
 compression is told by its first bytes, not its name; a zip contributes every ``.csv`` member. The report
 type and date come from the (inner) file name, ``YYYY-MM-DD-<type>-<identifier>.csv``, unless given.
 
+Only regular files are read. Inside a directory, symbolic links are not followed (a link named like a
+report could point at ``/etc/shadow``); a link named on the command line is followed, to a regular file
+only. FIFOs, devices, sockets and link loops are reported and skipped: files are opened non-blocking and
+checked after opening (``fstat``), so nothing blocks and nothing can be swapped in between the check and
+the read. Sizes and compression ratios are bounded (:class:`~ingestor.limits.FileLimits`): a zip member
+by its declared sizes (which ``zipfile`` enforces), a gzip file while it is read.
+
 Each file is read once while planning, to compute the SHA-256 of its CSV content: that is its ledger
 key (``file:<sha256>``), so a file already loaded, plain or compressed, is skipped unless forced. A file
 that cannot be read or named becomes an :class:`ImportProblem`; the others go on.
@@ -11,9 +18,12 @@ that cannot be read or named becomes an :class:`ImportProblem`; the others go on
 
 from __future__ import annotations
 
+import errno
 import gzip
 import hashlib
 import logging
+import os
+import stat
 import threading
 import time
 import zipfile
@@ -23,14 +33,15 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path, PurePosixPath
-from typing import IO, Protocol
+from typing import IO, BinaryIO, Protocol
 
 from ingestor import audit, ledger
 from ingestor.api.client import FILE_NAME, DownloadResult
 from ingestor.config import Settings
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
-from ingestor.errors import ReportFileError
+from ingestor.errors import FileTooLargeError, ReportFileError
+from ingestor.limits import RATIO_FLOOR, FileLimits, InflatingReader, SpoolWriter
 from ingestor.ops.filters import parse_type_name
 from ingestor.pipeline import Ingestor, Reporter, ReportSource, RunResult
 
@@ -44,6 +55,13 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _ZIP_MAGIC = b"PK\x03\x04"
 _BLOCK = 1 << 20
 _READ_ERRORS = (OSError, EOFError, zipfile.BadZipFile, zlib.error, gzip.BadGzipFile, NotImplementedError)
+_KINDS = {
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFDIR: "a directory",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +88,9 @@ class LocalReport:
     size: int
     subscription: str = ""
     source: str = SOURCE
+    follow: bool = False
+    """Named on the command line as a symbolic link: follow it (to a regular file only)."""
+    limits: FileLimits = field(default_factory=FileLimits, repr=False)
 
     @property
     def label(self) -> str:
@@ -81,14 +102,16 @@ class LocalReport:
 
     def open(self) -> ByteStream:
         """The CSV bytes, decompressed."""
-        return _open_csv(self.path, self.member)
+        return _open_csv(self.path, self.member, follow=self.follow, limits=self.limits, label=self.label)
 
     def fetch(self, spool: IO[bytes]) -> DownloadResult:
         """Copy the CSV content into ``spool``; fail if it changed since it was planned."""
         started = time.monotonic()
         try:
+            writer = SpoolWriter(spool, self.limits, self.label)
+            writer.reserve(self.size)
             with closing(self.open()) as stream:
-                size, digest = _copy(stream, spool)
+                size, digest = _copy(stream, writer, self.limits, self.label)
         except _READ_ERRORS as exc:
             raise ReportFileError(f"{self.label}: cannot read: {_reason(exc)}") from None
         if digest != self.sha256:
@@ -114,31 +137,103 @@ class ImportOutcome:
     result: RunResult | None
 
 
-def find_files(paths: Iterable[Path]) -> Iterator[Path | ImportProblem]:
-    """Named files as given; directories walked recursively (sorted) for ``SUFFIXES``."""
+@dataclass(frozen=True)
+class FoundFile:
+    """A regular file to read; ``follow`` when it is a symbolic link named on the command line."""
+
+    path: Path
+    follow: bool = False
+
+
+def find_files(paths: Iterable[Path]) -> Iterator[FoundFile | ImportProblem]:
+    """Named files as given (a symbolic link to a regular file is followed); directories walked
+    recursively (sorted) for regular files with ``SUFFIXES``, symbolic links inside them not followed."""
     for path in paths:
-        if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUFFIXES)
-            if not found:
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError as exc:
+            yield ImportProblem(str(path), "no such file or directory" if exc.errno == errno.ENOENT else _reason(exc))
+            continue
+        if stat.S_ISLNK(mode):
+            try:
+                target = os.stat(path).st_mode
+            except OSError as exc:
+                yield ImportProblem(str(path), _link_problem(exc))
+                continue
+            if stat.S_ISREG(target):
+                yield FoundFile(path, follow=True)
+            else:
+                yield ImportProblem(str(path), f"a symbolic link to {_kind(target)}: not followed (only to a file)")
+        elif stat.S_ISDIR(mode):
+            found: list[Path] = []
+            problems: list[ImportProblem] = []
+            _walk(path, found, problems)
+            if not found and not problems:
                 yield ImportProblem(str(path), "no .csv, .gz or .zip file in this directory")
-            yield from found
-        elif path.exists():
-            yield path
+            yield from problems
+            yield from (FoundFile(p) for p in sorted(found))
+        elif stat.S_ISREG(mode):
+            yield FoundFile(path)
         else:
-            yield ImportProblem(str(path), "no such file or directory")
+            yield ImportProblem(str(path), f"{_kind(mode)}, not a regular file: skipped")
+
+
+def _walk(directory: Path, found: list[Path], problems: list[ImportProblem]) -> None:
+    """Regular files with ``SUFFIXES`` below ``directory``; links and special files become problems."""
+    try:
+        entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+    except OSError as exc:
+        problems.append(ImportProblem(str(directory), f"cannot read the directory: {_reason(exc)}"))
+        return
+    for entry in entries:
+        path = Path(entry.path)
+        try:
+            mode = entry.stat(follow_symlinks=False).st_mode
+        except OSError as exc:
+            problems.append(ImportProblem(str(path), _reason(exc)))
+            continue
+        if stat.S_ISDIR(mode):
+            _walk(path, found, problems)
+        elif stat.S_ISLNK(mode):
+            if path.suffix.lower() in SUFFIXES or entry.is_dir():
+                problems.append(
+                    ImportProblem(str(path), "a symbolic link inside a directory: not followed (name it to import it)")
+                )
+        elif path.suffix.lower() in SUFFIXES:
+            if stat.S_ISREG(mode):
+                found.append(path)
+            else:
+                problems.append(ImportProblem(str(path), f"{_kind(mode)}, not a regular file: skipped"))
+
+
+def _kind(mode: int) -> str:
+    return _KINDS.get(stat.S_IFMT(mode), "not a regular file")
+
+
+def _link_problem(exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "a symbolic link loop: skipped"
+    if exc.errno == errno.ENOENT:
+        return "a symbolic link to nothing (its target does not exist)"
+    return _reason(exc)
 
 
 def plan_import(
-    paths: Sequence[Path], *, report_type: str | None = None, report_date: date | None = None
+    paths: Sequence[Path],
+    *,
+    report_type: str | None = None,
+    report_date: date | None = None,
+    limits: FileLimits | None = None,
 ) -> ImportPlan:
     """Read every file once (SHA-256 of its CSV content), name it, and collect the problems."""
     plan = ImportPlan()
+    limits = limits or FileLimits()
     seen: dict[str, str] = {}
     for found in find_files(paths):
         if isinstance(found, ImportProblem):
             plan.problems.append(found)
             continue
-        for item in _csv_members(found, report_type, report_date):
+        for item in _csv_members(found, report_type, report_date, limits):
             if isinstance(item, ImportProblem):
                 plan.problems.append(item)
             elif item.sha256 in seen:
@@ -150,23 +245,43 @@ def plan_import(
 
 
 def _csv_members(
-    path: Path, report_type: str | None, report_date: date | None
+    found: FoundFile, report_type: str | None, report_date: date | None, limits: FileLimits
 ) -> Iterator[LocalReport | ImportProblem]:
+    path = found.path
     try:
-        with path.open("rb") as head:
+        with closing(open_regular(path, follow=found.follow)) as head:
             magic = head.read(4)
-        if magic.startswith(_ZIP_MAGIC):
-            with zipfile.ZipFile(path) as archive:
-                members = [info.filename for info in archive.infolist() if _is_csv_member(info)]
-            if not members:
-                yield ImportProblem(str(path), "the zip archive holds no .csv file")
-            for member in members:
-                yield _describe(path, member, PurePosixPath(member).name, report_type, report_date)
-            return
-        inner = path.name[:-3] if magic.startswith(_GZIP_MAGIC) and path.name.lower().endswith(".gz") else path.name
-        yield _describe(path, None, inner, report_type, report_date)
+            if magic.startswith(_ZIP_MAGIC):
+                head.seek(0)
+                with zipfile.ZipFile(head) as archive:
+                    members = [info for info in archive.infolist() if _is_csv_member(info)]
+                if not members:
+                    yield ImportProblem(str(path), "the zip archive holds no .csv file")
+                for info in members:
+                    where = f"{path}:{info.filename}"
+                    problem = _member_problem(info, limits, where)
+                    if problem is not None:
+                        yield problem
+                        continue
+                    name = PurePosixPath(info.filename).name
+                    yield _describe(found, info.filename, name, report_type, report_date, limits)
+                return
+        gzipped = magic.startswith(_GZIP_MAGIC) and path.name.lower().endswith(".gz")
+        inner = path.name[:-3] if gzipped else path.name
+        yield _describe(found, None, inner, report_type, report_date, limits)
     except _READ_ERRORS as exc:
         yield ImportProblem(str(path), f"cannot read: {_reason(exc)}")
+
+
+def _member_problem(info: zipfile.ZipInfo, limits: FileLimits, where: str) -> ImportProblem | None:
+    """A zip member over the limits, judged by its declared sizes (``zipfile`` reads no more than those)."""
+    try:
+        limits.check_size(info.file_size, where)
+        if info.file_size > RATIO_FLOOR:
+            limits.check_ratio(info.file_size, info.compress_size, where)
+    except FileTooLargeError as exc:
+        return ImportProblem(where, str(exc).removeprefix(f"{where}: "))
+    return None
 
 
 def _is_csv_member(info: zipfile.ZipInfo) -> bool:
@@ -176,8 +291,14 @@ def _is_csv_member(info: zipfile.ZipInfo) -> bool:
 
 
 def _describe(
-    path: Path, member: str | None, name: str, report_type: str | None, report_date: date | None
+    found: FoundFile,
+    member: str | None,
+    name: str,
+    report_type: str | None,
+    report_date: date | None,
+    limits: FileLimits,
 ) -> LocalReport | ImportProblem:
+    path = found.path
     where = f"{path}:{member}" if member is not None else str(path)
     match = FILE_NAME.match(name)
     kind = report_type or (match.group(2) if match else None)
@@ -195,13 +316,15 @@ def _describe(
     except ValueError as exc:
         return ImportProblem(where, f"{exc}; give --type")
     try:
-        with closing(_open_csv(path, member)) as stream:
-            size, digest = _copy(stream, None)
+        with closing(_open_csv(path, member, follow=found.follow, limits=limits, label=where)) as stream:
+            size, digest = _copy(stream, None, limits, where)
+    except FileTooLargeError as exc:
+        return ImportProblem(where, str(exc).removeprefix(f"{where}: "))
     except _READ_ERRORS as exc:
         return ImportProblem(where, f"cannot read: {_reason(exc)}")
     if size == 0:
         return ImportProblem(where, "the file is empty")
-    return LocalReport(path, member, kind, day, name, digest, size)
+    return LocalReport(path, member, kind, day, name, digest, size, follow=found.follow, limits=limits)
 
 
 class ByteStream(Protocol):
@@ -209,22 +332,65 @@ class ByteStream(Protocol):
     def close(self) -> None: ...
 
 
-def _open_csv(path: Path, member: str | None) -> ByteStream:
-    """The decompressed CSV bytes of a file or of a zip member (which keeps its archive open until closed)."""
-    if member is not None:
-        with zipfile.ZipFile(path) as archive:
-            return archive.open(member)
-    with path.open("rb") as head:
-        compressed = head.read(2) == _GZIP_MAGIC
-    return gzip.open(path, "rb") if compressed else path.open("rb")
+def open_regular(path: Path, *, follow: bool = False) -> BinaryIO:
+    """Open a regular file for reading; never blocks (a FIFO), never reads a device or (unless
+    ``follow``) through a symbolic link: the check is made on the opened file, not on its name."""
+    flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0) | (0 if follow else os.O_NOFOLLOW)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link loop" if follow else "a symbolic link (not followed)") from None
+        raise
+    try:
+        mode = os.fstat(fd).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(errno.EINVAL, f"{_kind(mode)}, not a regular file")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
 
 
-def _copy(stream: ByteStream, sink: IO[bytes] | None) -> tuple[int, str]:
+class _ZipMember:
+    """A member of a zip archive opened from a file object: closing it closes the archive and the file."""
+
+    def __init__(self, raw: BinaryIO, member: str) -> None:
+        self._raw = raw
+        self._archive = zipfile.ZipFile(raw)
+        self._member = self._archive.open(member)
+
+    def read(self, size: int = -1, /) -> bytes:
+        return self._member.read(size)
+
+    def close(self) -> None:
+        self._member.close()
+        self._archive.close()
+        self._raw.close()
+
+
+def _open_csv(path: Path, member: str | None, *, follow: bool, limits: FileLimits, label: str) -> ByteStream:
+    """The decompressed CSV bytes of a file or of a zip member."""
+    raw = open_regular(path, follow=follow)
+    try:
+        if member is not None:
+            return _ZipMember(raw, member)
+        compressed = raw.read(2) == _GZIP_MAGIC
+        raw.seek(0)
+        return InflatingReader(raw, limits, label) if compressed else raw
+    except BaseException:
+        raw.close()
+        raise
+
+
+def _copy(stream: ByteStream, sink: SpoolWriter | None, limits: FileLimits, label: str) -> tuple[int, str]:
     digest = hashlib.sha256()
     size = 0
     while block := stream.read(_BLOCK):
-        digest.update(block)
         size += len(block)
+        limits.check_size(size, label)
+        digest.update(block)
         if sink is not None:
             sink.write(block)
     return size, digest.hexdigest()

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ingestor.catalog import ReportType
-from ingestor.parse.csvfile import CsvProblem, ReportCsv
-from ingestor.parse.normalize import NormalizedRow, Reject, Rejection, RowNormalizer
+from ingestor.parse.csvfile import CsvProblem, RecoveredRecord, ReportCsv
+from ingestor.parse.normalize import Anomaly, NormalizedRow, Rejection, RowNormalizer
 
 BATCH_BYTES = 2 * 1024 * 1024
 """A batch also ends at this many bytes of COPY text, so wide rows cannot make batches (memory) large."""
@@ -141,6 +141,8 @@ def iter_batches(
     try:
         if not reader.header:
             return
+        if reader.header_repairs:
+            stats.anomalies[Anomaly.INVALID_UTF8_HEADER] += reader.header_repairs
         normalize = RowNormalizer(report, reader.header)
         lines: list[str] = []
         keys: list[str] = []
@@ -149,9 +151,13 @@ def iter_batches(
         legacy = False
         for record in reader.records():
             stats.rows_read += 1
-            if isinstance(record, CsvProblem):
-                stats.reject(record.line, Rejection(Reject.CSV_ERROR, record.message))
-                continue
+            if type(record) is not list:  # the rare cases: kept out of the way of the common one
+                if isinstance(record, CsvProblem):
+                    stats.reject(record.line, Rejection(record.reason, record.message))
+                    continue
+                assert isinstance(record, RecoveredRecord)
+                stats.anomalies[Anomaly.RUNAWAY_QUOTE] += 1
+                record = record.cells
             row = normalize(record)
             if isinstance(row, Rejection):
                 stats.reject(reader.line_num, row, ",".join(record))
@@ -170,6 +176,8 @@ def iter_batches(
             if len(lines) >= batch_rows or size >= BATCH_BYTES:
                 yield _batch(lines, keys, legacy)
                 lines, keys, seen, size, legacy = [], [], set(), 0, False
+        if not reader.ended_with_newline:
+            stats.anomalies[Anomaly.NO_FINAL_NEWLINE] += 1
         if lines:
             yield _batch(lines, keys, legacy)
     finally:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
 from ingestor.catalog import SEVERITIES, ReportType, subject_from_columns
+from ingestor.parse.csvfile import CSV_ERROR, LINE_TOO_LONG, SURROGATES, latin1_repaired
 from ingestor.parse.rowhash import hash_text, legacy_latin1_row, serialize_row
 
 _json_string: Callable[[str], str] = json.encoder.encode_basestring_ascii
@@ -31,7 +32,6 @@ MAX_ROW_CHARS = 16 * 1024 * 1024
 """A serialised row longer than this is rejected rather than stored."""
 
 MAX_ASN = 4_294_967_295
-_SURROGATE = re.compile("[\udc80-\udcff]")
 T = TypeVar("T")
 
 
@@ -47,13 +47,20 @@ class Anomaly:
     EXTRA_CELLS = "extra_cells"
     NUL_REMOVED = "nul_removed"
     INVALID_UTF8 = "invalid_utf8"
+    RUNAWAY_QUOTE = "runaway_quote"
+    """A quoted field ran on over the following rows; this row's line was read again on its own."""
+    INVALID_UTF8_HEADER = "invalid_utf8_header"
+    """Per file: header names holding bytes that are not UTF-8 (read as ISO-8859-1, as in cells)."""
+    NO_FINAL_NEWLINE = "no_final_newline"
+    """Per file: the last line has no line break (an imported file; a download like that is retried)."""
 
 
 class Reject:
     """Reasons a record is rejected (not stored)."""
 
-    CSV_ERROR = "csv_error"
+    CSV_ERROR = CSV_ERROR
     ROW_TOO_LARGE = "row_too_large"
+    LINE_TOO_LONG = LINE_TOO_LONG
 
 
 class NormalizedRow(NamedTuple):
@@ -219,9 +226,9 @@ class RowNormalizer:
         plain = "\\" not in text  # nothing was escaped: no quote, backslash, control or non-ASCII character
         if not plain and "\\u" in text:  # non-ASCII or control characters: the rare, slower path
             row = self._row(cells)
-            if "\\ud" in text and any(_SURROGATE.search(cell) for cell in cells):
+            if "\\ud" in text and any(SURROGATES.search(cell) for cell in cells):
                 anomalies.append(Anomaly.INVALID_UTF8)
-                cells = [_SURROGATE.sub(_latin1_char, cell) for cell in cells]
+                cells = [latin1_repaired(cell) for cell in cells]
                 row = self._row(cells)
                 text = raw_json = serialize_row(row)
             if "\\u0000" in text:
@@ -295,8 +302,3 @@ def clean_hostname(value: str | None) -> str | None:
     if value.endswith("."):
         value = value[:-1]
     return value.lower() or None
-
-
-def _latin1_char(match: re.Match[str]) -> str:
-    """A byte that was not UTF-8 (carried as a lone surrogate) read as ISO-8859-1."""
-    return chr(ord(match.group()) - 0xDC00)

@@ -15,6 +15,9 @@ For each request, ``(path, report, prefix, batch_rows)``, it sends each
 :class:`WorkerFailure`). The pipe's capacity bounds memory: the worker blocks until the loader has taken
 the previous batch. A load that stops early (a stop request, an error) kills the worker; the next file
 starts a new one. A worker whose parent dies sees its stdin close and exits.
+
+The worker gets only the environment a Python interpreter needs (:data:`WORKER_ENVIRONMENT`): never the
+database URL or password, the API key or secret, or anything else the service was configured with.
 """
 
 from __future__ import annotations
@@ -33,6 +36,29 @@ from pathlib import Path
 from ingestor.catalog import ReportType
 from ingestor.errors import ReportFileError
 from ingestor.parse.batches import Batch, LoadStats, iter_batches
+
+WORKER_ENVIRONMENT = (
+    "PATH",
+    "HOME",
+    "TMPDIR",
+    "LANG",
+    "LC_ALL",
+    "LC_CTYPE",
+    "PYTHONPATH",
+    "PYTHONHOME",
+    "PYTHONSAFEPATH",
+    "PYTHONNOUSERSITE",
+    "PYTHONUSERBASE",
+    "PYTHONPYCACHEPREFIX",
+    "PYTHONDONTWRITEBYTECODE",
+    "SYSTEMROOT",
+)
+"""The variables a worker inherits: what locates the interpreter and its packages, nothing else."""
+
+
+def worker_environment() -> dict[str, str]:
+    """This process's environment reduced to :data:`WORKER_ENVIRONMENT`."""
+    return {name: os.environ[name] for name in WORKER_ENVIRONMENT if name in os.environ}
 
 
 @dataclass(frozen=True)
@@ -89,6 +115,7 @@ class ParseWorker:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             close_fds=True,
+            env=worker_environment(),
         )
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)
@@ -99,6 +126,10 @@ class ParseWorker:
     @property
     def alive(self) -> bool:
         return self._process.poll() is None
+
+    @property
+    def pid(self) -> int:
+        return self._process.pid
 
     def parse(self, path: Path, report: ReportType, prefix: str, batch_rows: int) -> Iterator[Batch | LoadStats]:
         """The file's batches in order, then its counts. Stop iterating early only by :meth:`close`."""

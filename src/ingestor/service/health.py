@@ -145,14 +145,21 @@ class DatabaseProbe:
         self._status = DatabaseStatus(reachable=False, error="not checked yet")
 
     def status(self) -> DatabaseStatus:
-        """The cached status, refreshed when older than ``ttl`` (one refresh at a time)."""
-        with self._lock:
+        """The cached status, refreshed when older than ``ttl``; while one request refreshes it, the
+        others answer from the cache instead of queueing behind the database."""
+        if time.monotonic() - self._checked < self._ttl:
+            return self._status
+        if not self._lock.acquire(blocking=self._checked == float("-inf")):
+            return self._status
+        try:
             if time.monotonic() - self._checked >= self._ttl:
                 self._status = self._check(self._status.last_success_at)
                 self._checked = time.monotonic()
                 if not self._status.reachable and self._on_unreachable is not None:
                     self._on_unreachable()  # e.g. start the embedded server again
             return self._status
+        finally:
+            self._lock.release()
 
     def _check(self, known_success: datetime | None) -> DatabaseStatus:
         try:
@@ -162,6 +169,9 @@ class DatabaseProbe:
                     last_success = audit.last_success(conn)
                 except psycopg.errors.UndefinedTable:  # not migrated yet: reachable, no history
                     last_success = None
+        except (psycopg.errors.QueryCanceled, psycopg.errors.LockNotAvailable):  # connected, but the query waited
+            slow = f"slow: reading the last success took over {self._timeout} s (is ss_ingestion_log locked?)"
+            return DatabaseStatus(reachable=True, last_success_at=known_success, error=slow)
         except psycopg.Error as exc:
             lines = str(exc).strip().splitlines()
             message = redact(lines[0] if lines else type(exc).__name__)
@@ -236,6 +246,7 @@ def evaluate(snapshot: Snapshot, database: DatabaseStatus, policy: HealthPolicy,
         "last_cycle": snapshot.last_cycle.as_json() if snapshot.last_cycle else None,
         "consecutive_failures": snapshot.consecutive_failures,
         "database_reachable": database.reachable,
+        "database_error": database.error,
         "standby": snapshot.standby,
         "cycle_running": snapshot.cycle_running,
         "interval_minutes": policy.interval.total_seconds() / 60,

@@ -1,10 +1,14 @@
-"""The service's HTTP endpoints on ``HEALTH_HOST:HEALTH_PORT`` (stdlib server, daemon threads).
+"""The service's HTTP endpoints on ``HEALTH_HOST:HEALTH_PORT`` (stdlib server, one thread per connection).
 
     GET/HEAD /health   200 or 503 with a JSON body (see :mod:`ingestor.service.health`)
     GET/HEAD /livez    200 while the process runs
     GET/HEAD /metrics  Prometheus exposition of the default registry
 
-Unknown paths answer 404, other methods 405.
+Unknown paths answer 404, other methods 405, a failing handler 500. Built for a burst of probes and
+scrapers: a listen backlog of :data:`LISTEN_BACKLOG` (the stdlib's 5 made clients wait for SYN retries,
+seconds each), a per-connection timeout (:data:`CONNECTION_TIMEOUT`) so idle or half-open connections
+are closed, and every error, a client hanging up early included, through our logger (never a raw
+traceback on stderr, which would break ``LOG_FORMAT=json``).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import json
 import logging
 import socket
+import sys
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,21 +33,42 @@ log = logging.getLogger(__name__)
 PATHS = ("/health", "/livez", "/metrics")
 ALLOW = "GET, HEAD"
 
+LISTEN_BACKLOG = 1024
+"""Connections the kernel queues before this server accepts them (the stdlib default is 5)."""
+
+CONNECTION_TIMEOUT = 10.0
+"""Seconds a connection may sit idle (or a request take to arrive) before it is closed."""
+
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    request_queue_size = LISTEN_BACKLOG
 
-    def __init__(self, address: tuple[str, int], check: HealthCheck) -> None:
+    def __init__(self, address: tuple[str, int], check: HealthCheck, timeout: float) -> None:
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         self.check = check
+        self.connection_timeout = timeout
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Log a failed connection through our logger instead of printing a traceback to stderr."""
+        exc = sys.exception()
+        peer = client_address[0] if isinstance(client_address, tuple) else client_address
+        if isinstance(exc, ConnectionError | TimeoutError):  # the client went away or stalled: routine
+            log.debug("health server: connection from %s ended early: %s", peer, exc)
+        else:
+            log.error("health server: connection from %s failed", peer, exc_info=exc)
 
 
 class _Handler(BaseHTTPRequestHandler):
     server: _Server
     server_version = "shadowserver-ingestor"
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.settimeout(self.server.connection_timeout)
 
     def version_string(self) -> str:
         return self.server_version
@@ -72,6 +98,15 @@ class _Handler(BaseHTTPRequestHandler):
         return urlsplit(self.path).path.rstrip("/") or "/"
 
     def _route(self) -> None:
+        try:
+            self._answer()
+        except (ConnectionError, TimeoutError):
+            raise  # the client went away: handle_error logs it
+        except Exception:
+            log.exception("health server: %s %s failed", self.command, self._path())
+            self._send_json(500, {"error": "internal error (see the service log)"})
+
+    def _answer(self) -> None:
         path = self._path()
         if path == "/health":
             report = self.server.check.report()
@@ -111,9 +146,9 @@ class _Handler(BaseHTTPRequestHandler):
 class HealthServer:
     """The endpoints on a port (``0`` binds a free one), served from a daemon thread."""
 
-    def __init__(self, host: str, port: int, check: HealthCheck) -> None:
+    def __init__(self, host: str, port: int, check: HealthCheck, *, timeout: float = CONNECTION_TIMEOUT) -> None:
         try:
-            self._server = _Server((host, port), check)
+            self._server = _Server((host, port), check, timeout)
         except OSError as exc:
             raise ConfigError([f"HEALTH_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"]) from None
         self._thread = threading.Thread(

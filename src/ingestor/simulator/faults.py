@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 SET_FIELDS = frozenset({"truncate_types", "empty_types", "gone_ids"})
+CHOICES = {"bogus_body": ("html", "json", "foreign_csv"), "gzip_body": ("labelled", "unlabelled")}
+"""Allowed values of the text switches (``None`` switches them off)."""
 
 
 @dataclass
@@ -52,6 +54,20 @@ class Faults:
     """Shuffle the key order of each ``reports/list`` item."""
     csv_charset: bool = True
     """Send ``text/csv; charset=utf-8`` (``True``) or a bare ``text/csv``."""
+    bogus_body: str | None = None
+    """Answer downloads with 200 and something that is not the report: ``"html"`` (an error page of a
+    proxy), ``"json"`` (an error object) or ``"foreign_csv"`` (a CSV whose columns are not the report's)."""
+    gzip_body: str | None = None
+    """gzip-compress download bodies, ``"labelled"`` (``Content-Encoding: gzip``) or ``"unlabelled"``
+    (no header, as a misconfigured server or proxy sends them)."""
+    short_content_length: float = 0.0
+    """When > 0, announce this fraction of the body as ``Content-Length`` but send all of it."""
+    no_final_newline: bool = False
+    """Serve files without their final line break (every real report ends with one)."""
+    endless_body: bool = False
+    """Send the report, then its last row again and again, without end (chunked, no Content-Length)."""
+    trickle_seconds: float = 0.0
+    """When > 0, send download bodies one byte at a time, this many seconds apart."""
 
 
 class ApiFault(NamedTuple):
@@ -148,6 +164,10 @@ def _checked(name: str, kind: str, value: Any) -> Any:
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise TypeError(f"{name}: expected a list of strings")
         return frozenset(value)
+    if name in CHOICES:
+        if value is None or value in CHOICES[name]:
+            return value
+        raise TypeError(f"{name}: expected null or one of {', '.join(CHOICES[name])}, got {value!r}")
     if value is None and "None" in kind:
         return None
     if kind == "bool" and isinstance(value, bool):

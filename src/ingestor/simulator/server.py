@@ -144,8 +144,12 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_response(200)
         for name, value in download.headers:
             self.send_header(name, value)
-        self.send_header("Content-Length", str(download.content_length))
-        if download.fault == "truncated":
+        chunked = download.content_length is None
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(download.content_length))
+        if download.close:
             self.send_header("Connection", "close")
         if verb == "HEAD":
             self.end_headers()
@@ -164,14 +168,16 @@ class _Handler(BaseHTTPRequestHandler):
                 if download.complete and written == download.send_bytes:
                     completed = True
                     sim.counters.record_download(report_id, completed=True)
-                self.wfile.write(block)
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(block), block) if chunked else block)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
         except OSError:
             if completed:
                 sim.counters.record_download(report_id, completed=True, count=-1)
             self.close_connection = True
             return
-        if download.fault == "truncated":
+        if download.close:
             self.close_connection = True
 
     def _control(self, name: str, verb: str, body: bytes) -> None:

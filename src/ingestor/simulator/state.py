@@ -9,16 +9,18 @@ streamed from disk; the directory is removed by :meth:`Simulator.close` (or at g
 from __future__ import annotations
 
 import contextlib
+import gzip
 import shutil
 import tempfile
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from ingestor.catalog import Catalog, ReportType, load_catalog
 from ingestor.simulator.api import ApiResponse, handle_api
@@ -28,6 +30,17 @@ from ingestor.simulator.reports import Inventory, Report, read_records
 
 CHUNK_BYTES = 64 * 1024
 
+BOGUS_BODIES = {
+    "html": (
+        "text/html; charset=utf-8",
+        b"<!DOCTYPE html>\n<html><head><title>503 Service Temporarily Unavailable</title></head>\n"
+        b"<body><h1>Service Temporarily Unavailable</h1><p>Please try again later.</p></body></html>\n",
+    ),
+    "json": ("application/json", b'{"error": "report temporarily unavailable, please retry"}\n'),
+    "foreign_csv": ("text/csv; charset=utf-8", b'"name","value"\n"alpha","1"\n"beta","2"\n'),
+}
+"""What the ``bogus_body`` fault serves instead of a report: (Content-Type, body)."""
+
 
 @dataclass(frozen=True, slots=True)
 class Download:
@@ -35,36 +48,82 @@ class Download:
 
     report: Report
     path: Path
-    content_length: int
-    """The Content-Length header (the full size, also when the body is truncated)."""
+    """The bytes served: the report file, or a copy altered by the faults (gzip, no final newline, ...)."""
+    content_length: int | None
+    """The Content-Length header (the full size, also when the body is truncated); ``None``: chunked."""
     send_bytes: int
     fault: str | None
     """``"empty"``, ``"truncated"`` or ``None``."""
     headers: tuple[tuple[str, str], ...]
     stream_rate: int | None = None
+    trickle: float = 0.0
+    """Seconds between single bytes (0: no trickle)."""
+    endless: bool = False
+    """After the file, repeat :attr:`filler` without end."""
+    filler: bytes = b""
+    gzip: bool = False
+    """Compress on the fly (endless bodies only; other compressed bodies are files of their own)."""
+    close: bool = False
+    """Close the connection after the body (truncated bodies, a wrong Content-Length)."""
 
     @property
     def complete(self) -> bool:
-        return self.fault is None
+        return self.fault is None and not self.endless
 
     def chunks(self) -> Iterator[bytes]:
-        """The body in chunks, throttled to ``stream_rate`` bytes/s when set."""
+        """The body in chunks, throttled to ``stream_rate`` bytes/s or trickled when set."""
+        blocks = self._endless() if self.endless else self._file()
+        if self.trickle > 0:
+            for block in blocks:
+                for byte in block:
+                    time.sleep(self.trickle)
+                    yield bytes((byte,))
+        elif self.stream_rate:
+            yield from _paced(blocks, self.stream_rate)
+        else:
+            yield from blocks
+
+    def _file(self) -> Iterator[bytes]:
         remaining = self.send_bytes
-        size = min(CHUNK_BYTES, max(1, self.stream_rate // 10)) if self.stream_rate else CHUNK_BYTES
-        started = time.monotonic()
-        sent = 0
         with self.path.open("rb") as src:
             while remaining > 0:
-                block = src.read(min(size, remaining))
+                block = src.read(min(CHUNK_BYTES, remaining))
                 if not block:
                     return
                 remaining -= len(block)
-                sent += len(block)
-                if self.stream_rate:  # a block leaves no earlier than the rate allows for its last byte
-                    ahead = sent / self.stream_rate - (time.monotonic() - started)
-                    if ahead > 0:
-                        time.sleep(ahead)
                 yield block
+
+    def _endless(self) -> Iterator[bytes]:
+        def plain() -> Iterator[bytes]:
+            with self.path.open("rb") as src:
+                while block := src.read(CHUNK_BYTES):
+                    yield block
+            filler = self.filler * max(1, CHUNK_BYTES // max(len(self.filler), 1))
+            while True:
+                yield filler
+
+        if not self.gzip:
+            yield from plain()
+            return
+        compress = zlib.compressobj(wbits=31)
+        for block in plain():
+            if data := compress.compress(block) + compress.flush(zlib.Z_SYNC_FLUSH):
+                yield data
+
+
+def _paced(blocks: Iterator[bytes], rate: int) -> Iterator[bytes]:
+    """Re-cut ``blocks`` into pieces that leave no earlier than ``rate`` bytes/s allows."""
+    size = min(CHUNK_BYTES, max(1, rate // 10))
+    started = time.monotonic()
+    sent = 0
+    for block in blocks:
+        for offset in range(0, len(block), size):
+            piece = block[offset : offset + size]
+            sent += len(piece)
+            ahead = sent / rate - (time.monotonic() - started)
+            if ahead > 0:
+                time.sleep(ahead)
+            yield piece
 
 
 class Simulator:
@@ -190,13 +249,57 @@ class Simulator:
         if not head and faults.download_latency > 0:
             time.sleep(faults.download_latency)
         fault = None if head else self.faults.take_download_fault(report.type)
-        path = self.path_of(report)
+        content_type = "text/csv; charset=utf-8" if faults.csv_charset else "text/csv"
+        if faults.bogus_body:
+            content_type, body = BOGUS_BODIES[faults.bogus_body]
+            path = self._derived(f"bogus-{faults.bogus_body}", lambda out: out.write(body))
+        else:
+            path = self.path_of(report)
+        headers = [("Content-Type", content_type), ("Content-Disposition", f'attachment; filename="{report.file}"')]
+        if faults.gzip_body == "labelled":
+            headers.append(("Content-Encoding", "gzip"))
+        if faults.endless_body:
+            return Download(
+                report,
+                path,
+                None,
+                0,
+                fault,
+                tuple(headers),
+                faults.stream_rate,
+                faults.trickle_seconds,
+                endless=True,
+                filler=_last_line(path),
+                gzip=faults.gzip_body is not None,
+            )
+        if faults.no_final_newline:
+            path = self._derived(f"{path.name}.trimmed", lambda out: out.write(path.read_bytes().rstrip(b"\r\n")))
+        if faults.gzip_body:
+            path = self._derived(f"{path.name}.gz", lambda out: _gzip_copy(path, out))
         size = path.stat().st_size
         length = 0 if fault == "empty" else size
         send = int(size * min(max(faults.truncate_fraction, 0.0), 0.99)) if fault == "truncated" else length
-        content_type = "text/csv; charset=utf-8" if faults.csv_charset else "text/csv"
-        headers = (("Content-Type", content_type), ("Content-Disposition", f'attachment; filename="{report.file}"'))
-        return Download(report, path, length, send, fault, headers, faults.stream_rate)
+        if faults.short_content_length > 0 and fault is None:
+            length = int(size * min(faults.short_content_length, 1.0))
+        close = fault == "truncated" or length != send
+        return Download(
+            report, path, length, send, fault, tuple(headers), faults.stream_rate, faults.trickle_seconds, close=close
+        )
+
+    def _derived(self, name: str, write: Callable[[IO[bytes]], object]) -> Path:
+        """A file of the cache made once by ``write`` (an altered copy of a report, a bogus body)."""
+        target = self.cache_dir / name
+        if target.exists():
+            return target
+        with self._locks_guard:
+            lock = self._render_locks.setdefault(name, threading.Lock())
+        with lock:
+            if not target.exists():
+                partial = target.with_name(target.name + ".part")
+                with partial.open("wb") as out:
+                    write(out)
+                partial.replace(target)
+        return target
 
     # -- API ----------------------------------------------------------------------------------------
 
@@ -210,7 +313,7 @@ class Simulator:
 
     def reset_cache(self) -> None:
         """Forget rendered files (they are rendered again, identically, on the next download)."""
-        for path in self.cache_dir.glob("*.csv"):
+        for path in self.cache_dir.glob("*"):
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
 
@@ -224,3 +327,16 @@ class Simulator:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _last_line(path: Path) -> bytes:
+    """The file's last line (with a line break), repeated by an endless body."""
+    with path.open("rb") as src:
+        src.seek(max(0, path.stat().st_size - CHUNK_BYTES))
+        lines = src.read().rstrip(b"\r\n").rsplit(b"\n", 1)
+    return lines[-1] + b"\n"
+
+
+def _gzip_copy(path: Path, out: IO[bytes]) -> None:
+    with path.open("rb") as src, gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed:
+        shutil.copyfileobj(src, packed, CHUNK_BYTES)

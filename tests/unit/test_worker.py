@@ -1,0 +1,25 @@
+"""The parse worker process: what it inherits from the service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingestor.parse.worker import ParseWorker
+
+
+def test_the_worker_inherits_no_secret_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ingestor:db-pass-4711@db.example/shadowserver_db")
+    monkeypatch.setenv("DB_PASSWORD", "db-pass-4711")
+    monkeypatch.setenv("SS_API_KEY", "api-key-4711")
+    monkeypatch.setenv("SS_API_SECRET", "api-secret-4711")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-4711")
+    worker = ParseWorker()
+    try:
+        environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
+    finally:
+        worker.close()
+    assert not [entry for entry in environ if b"4711" in entry]
+    names = {entry.split(b"=", 1)[0] for entry in environ if entry}
+    assert b"PATH" in names and not names & {b"DATABASE_URL", b"SS_API_SECRET", b"DB_PASSWORD"}

@@ -207,7 +207,7 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
     --severity, --tag, --text and --hostname '*.domain' have no index of their own.
     """
     filters = _filters(**values)
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
         db = rt.require_db()
         if show_plan:
@@ -234,7 +234,7 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
     until = until or _today()
     if since > until:
         raise InputError(f"--since {since} is after --until {until}")
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
         db = rt.require_db()
         if show_plan:
@@ -301,7 +301,7 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
 @handle_errors
 def status(days: int, runs: int, as_json: bool) -> None:
     """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         db = rt.require_db()
         with db.connection() as conn:
             data = collect_status(conn, days=days, runs=runs)
@@ -319,7 +319,7 @@ def status(days: int, runs: int, as_json: bool) -> None:
 @handle_errors
 def types(ask_api: bool, seen: bool, as_json: bool) -> None:
     """Report types: the catalog's, those in the database (with event counts), unknown ones, the API's."""
-    with runtime(need_db=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
+    with runtime(need_db=True, read_only=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
         data = collect_types(conn, load_catalog(), rt.client if ask_api else None)
     if seen:
         data["types"] = [item for item in data["types"] if item["events"] or item["files"]]

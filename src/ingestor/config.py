@@ -57,6 +57,7 @@ class Settings(BaseModel):
     max_file_attempts: int = Field(10, ge=1, alias="SS_MAX_FILE_ATTEMPTS")
     request_delay: float = Field(1.0, ge=0, alias="REQUEST_DELAY_SECONDS")
     work_dir: Path | None = Field(None, alias="SS_WORK_DIR")
+    data_dir: Path | None = Field(None, alias="SS_DATA_DIR")
 
     # Database
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")

@@ -23,8 +23,6 @@ from fixtures.cli import invoke, query
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schema" / "reports.json"
-"""Shadowserver's published schema, pinned in the repository (see its SOURCE.md)."""
 TODAY = datetime.now(UTC).date()
 SIM_AGE = (TODAY - SIM_TODAY).days
 """Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""
@@ -146,56 +144,6 @@ def test_types_api_asks_the_subscriptions_and_offered_types(make_simulator: Make
     assert {"scan_ssl", "blocklist"} <= set(api["offered"])
     no_key = invoke(migrated_db_url, "types", "--api")
     assert no_key.exit_code == 2 and "SS_API_KEY" in no_key.stderr
-
-
-# ---- catalog refresh ----------------------------------------------------------------------------------------
-
-
-def test_catalog_refresh_writes_the_catalog_and_names_added_and_removed_types(tmp_path: Path) -> None:
-    target = tmp_path / "catalog.json"
-    first = invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    assert first.exit_code == 0, first.stderr
-    assert "170 report types written" in first.stdout and "scan_ssl" in first.stdout
-    again = invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    assert "added: none" in again.stdout and "removed: none" in again.stdout
-
-    reports = json.loads(SCHEMA.read_text())
-    reports["scan_futureproto"] = dict(reports["scan_ssl"], name="Future")
-    del reports["scan_rdp"]
-    changed = tmp_path / "reports.json"
-    changed.write_text(json.dumps(reports))
-    result = invoke("", "catalog", "refresh", "--from", str(changed), "--to", str(target))
-    assert "added: scan_futureproto" in result.stdout and "removed: scan_rdp" in result.stdout
-    assert "scan_futureproto" in json.loads(target.read_text())["types"]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "No such file"),
-        ("[1, 2]", "not a Shadowserver reports.json"),
-        ("{}", "not a Shadowserver"),
-        ("{oops", "Expecting property name"),
-    ],
-)
-def test_catalog_refresh_refuses_bad_sources_and_keeps_the_catalog(
-    tmp_path: Path, content: str | None, message: str
-) -> None:
-    target = tmp_path / "catalog.json"
-    invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    before = target.read_text()
-    source = tmp_path / "reports.json"
-    if content is not None:
-        source.write_text(content)
-    result = invoke("", "catalog", "refresh", "--from", str(source), "--to", str(target))
-    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert target.read_text() == before
-
-
-def test_catalog_refresh_from_an_unreachable_url_is_one_line(tmp_path: Path) -> None:
-    result = invoke("", "catalog", "refresh", "--from", "http://127.0.0.1:9/reports.json", "--to", str(tmp_path / "c"))
-    assert result.exit_code == 1 and "cannot fetch" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
 # ---- prune --------------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
+from ingestor.catalog import load_catalog
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
@@ -29,6 +30,7 @@ class FakeIngestor:
 
     def __init__(self, settings: Settings, outcome: str | BaseException = "success") -> None:
         self.settings = settings
+        self.catalog = load_catalog()
         self.outcome = outcome
         self.calls: list[tuple[str, tuple[date, date]]] = []
         self.after_run: threading.Event | None = None

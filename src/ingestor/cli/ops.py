@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+import httpx
 from rich.console import Console
 
-from ingestor.catalog import SEVERITIES, load_catalog
+from ingestor.catalog import SEVERITIES, Catalog, data_catalog_path, load_catalog
+from ingestor.catalog import refresh as catalog_refresh
+from ingestor.catalog.refresh import PUBLISHED_URL
 from ingestor.cli.output import RichReporter, is_terminal, print_result
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
 from ingestor.db.lock import IngestionLock
@@ -40,11 +43,10 @@ from ingestor.ops.search import (
 )
 from ingestor.ops.status import collect_status
 from ingestor.pipeline import Reporter
+from ingestor.redaction import first_line
 
 TERMINAL_LIMIT = 100
 """Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
-
-CATALOG_URL = "https://interchange.shadowserver.org/schema/reports.json"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -335,29 +337,77 @@ def catalog() -> None:
 
 
 @catalog.command()
-@click.option("--from", "source", default=CATALOG_URL, show_default=True, help="reports.json file or URL.")
+@click.option("--from", "source", default=PUBLISHED_URL, show_default=True, help="reports.json file or URL.")
 @click.option(
-    "--to", "target", type=click.Path(path_type=Path, dir_okay=False), help="Catalog file [default: the shipped one]."
+    "--to",
+    "target",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Catalog file to write [default: catalog.json in the data directory, SS_DATA_DIR].",
 )
+@click.option("--yes", "-y", is_flag=True, help="Write without asking (required when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @handle_errors
-def refresh(source: str, target: Path | None) -> None:
-    """Rebuild the catalog from Shadowserver's published reports.json; print added and removed types."""
-    import httpx
+def refresh(source: str, target: Path | None, yes: bool, dry_run: bool) -> None:
+    """Rebuild the catalog from Shadowserver's published reports.json, into the data directory.
 
-    from ingestor.catalog import refresh as catalog_refresh
+    First shows what changes against the catalog in use: new and removed report types, and per type new
+    and removed columns. Then asks on a terminal, or needs --yes. The catalog shipped in the package is
+    never modified; the written one is used by every command from then on, and by a running service from
+    its next cycle.
+    """
+    with runtime():
+        in_force = data_catalog_path()
+        target = target or in_force
+        try:
+            raw = catalog_refresh.read_source(source)
+            published = catalog_refresh.parse_published(raw)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot fetch {source}: {first_line(exc)}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or source}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise click.ClickException(f"{source}: {first_line(exc)}") from None
+        current = _catalog_to_replace(target)
+        new = catalog_refresh.build_catalog(published, current, catalog_refresh.origin_of(source, raw))
+        diff = catalog_refresh.diff_catalogs(current, new)
+        click.echo(f"{source}: {len(new)} report types; compared with {_catalog_name(current)}")
+        for line in diff.lines():
+            click.echo(line)
+        if not diff:
+            click.echo(f"no changes: {target} not written")
+            return
+        if dry_run:
+            click.echo("dry run: nothing written")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InputError("not written: no terminal to ask on; run again with --yes to write it")
+            if not click.confirm(f"write {target}?", default=False):
+                click.echo("nothing written")
+                sys.exit(1)
+        try:
+            catalog_refresh.write_catalog(new, target)
+        except OSError as exc:
+            hint = " (set SS_DATA_DIR to a writable directory)" if target == in_force else ""
+            raise click.ClickException(f"cannot write {exc.filename or target}: {exc.strerror or exc}{hint}") from None
+        click.echo(f"written: {target} ({len(new)} report types)")
+        if target == in_force:
+            click.echo("used by every command from now on, and by a running service from its next cycle")
 
-    target = target or catalog_refresh.shipped_catalog_path()
-    try:
-        result, added, removed = catalog_refresh.refresh(source, target)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot fetch {source}: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"{exc.filename or source}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise click.ClickException(f"{source}: {exc}") from None
-    click.echo(f"{len(result)} report types written to {target}")
-    click.echo(f"added: {', '.join(added) or 'none'}")
-    click.echo(f"removed: {', '.join(removed) or 'none'}")
+
+def _catalog_to_replace(target: Path) -> Catalog:
+    """The catalog a refresh is compared with: the target file when it holds one, else the one in force."""
+    if target.exists():
+        try:
+            return load_catalog(target)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            click.echo(f"{target} is not a usable catalog ({first_line(exc)}); compared with the one in use", err=True)
+    return load_catalog()
+
+
+def _catalog_name(catalog: Catalog) -> str:
+    where = str(catalog.path) if catalog.path else "the shipped catalog"
+    return f"{where} ({len(catalog)} types, {catalog.source.get('origin') or 'unknown origin'})"
 
 
 @click.command()

@@ -25,6 +25,7 @@ import click
 import psycopg
 
 from ingestor.api.client import RetryPolicy, ShadowserverClient
+from ingestor.catalog import configure_data_dir
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
 from ingestor.db.migrate import check_schema, migrate
@@ -116,6 +117,7 @@ def runtime(
     settings = load_settings(require_api=need_api, overrides=overrides)
     configure_logging(settings.log_level, settings.log_format)
     REDACTOR.add(*settings.secrets())
+    configure_data_dir(settings.data_dir)
     stop = stop or threading.Event()
     with stop_on_signals(stop):
         watchdog = ShutdownWatchdog(stop, settings.stop_timeout)

@@ -43,7 +43,7 @@ def collect_types(
         )
     unknown = [item["type"] for item in types if not item["in_catalog"] and (item["events"] or item["files"])]
     return {
-        "catalog": {"types": len(catalog), **catalog.source},
+        "catalog": {"types": len(catalog), **catalog.source, "file": str(catalog.path) if catalog.path else None},
         "types": types,
         "unknown_types": unknown,
         "api": api,

@@ -13,7 +13,7 @@ import fcntl
 import logging
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -25,7 +25,7 @@ SUFFIX = ".csv"
 
 
 @contextmanager
-def open_spool(work_dir: Path | None) -> Iterator[IO[bytes]]:
+def open_spool(work_dir: Path | None) -> Generator[IO[bytes], None, None]:
     """A new spool file, locked for as long as it is open, deleted afterwards."""
     with tempfile.NamedTemporaryFile(prefix=PREFIX, suffix=SUFFIX, dir=work_dir) as spool:
         fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it

@@ -37,7 +37,7 @@ def test_a_refreshed_catalog_is_used_from_the_next_cycle_on(
     # A type Shadowserver started to publish after this package was built; its file fails (empty download)
     # until the catalog knows the type, so that it is loaded in a cycle after the refresh.
     sim = make_simulator(
-        days=1, rows=6, types=("scan_ssl",), unknown_types=(NEW_TYPE,), faults=Faults(empty_types={NEW_TYPE})
+        days=1, rows=6, types=("scan_ssl",), unknown_types=(NEW_TYPE,), faults=Faults(empty_types=frozenset({NEW_TYPE}))
     )
     harness = Harness(sim, migrated_db_url, INGEST_INTERVAL_MINUTES="0.002", INGEST_JITTER_SECONDS="0")
     stop = threading.Event()

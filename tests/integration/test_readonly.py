@@ -12,6 +12,7 @@ from typing import Any
 import psycopg
 import pytest
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ingestor.cli.runtime import runtime
 from ingestor.db.migrate import migrate
@@ -61,7 +62,7 @@ def reader(loaded: str, pg_server: PgServer) -> Iterator[tuple[str, str]]:
         conn.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
         migrate(conn, viewer_role=role)
     try:
-        yield role, psycopg.conninfo.make_conninfo(loaded, user=role)
+        yield role, make_conninfo(loaded, user=role)
     finally:
         with psycopg.connect(loaded, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))

@@ -22,7 +22,7 @@ import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
@@ -91,9 +91,10 @@ def read_source(source: str) -> bytes:
 def parse_published(raw: bytes) -> dict[str, Any]:
     """The parsed ``reports.json``; ``ValueError`` if it is not one."""
     data = json.loads(raw)
-    if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "fields" in v for v in data.values()):
+    reports = cast("dict[str, object]", data) if isinstance(data, dict) else {}
+    if not reports or not all(isinstance(entry, dict) and "fields" in entry for entry in reports.values()):
         raise ValueError("not a Shadowserver reports.json: expected an object of report types with 'fields'")
-    return data  # pyright: ignore[reportUnknownVariableType]  (checked just above)
+    return cast("dict[str, Any]", reports)
 
 
 def origin_of(source: str, raw: bytes) -> str:
@@ -140,7 +141,7 @@ def refresh(source: str, target: Path) -> tuple[Catalog, list[str], list[str]]:
     data = parse_published(raw)
     previous = load_catalog(target) if target.exists() else None
     catalog = build_catalog(data, previous, origin_of(source, raw))
-    old = set(previous.types) if previous else set()
+    old: set[str] = set(previous.types) if previous else set()
     write_catalog(catalog, target)
     return catalog, sorted(set(catalog.types) - old), sorted(old - set(catalog.types))
 
@@ -159,7 +160,7 @@ class TypeChange:
     """Other entries that changed: name, url, default_severity, taxonomy, ..."""
 
     def describe(self) -> str:
-        parts = []
+        parts: list[str] = []
         if self.added:
             parts.append("new columns " + ", ".join(self.added))
         if self.removed:

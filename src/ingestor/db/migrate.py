@@ -76,7 +76,7 @@ class Migration:
 
 def available_migrations() -> list[Migration]:
     """The migrations shipped with the package, in order."""
-    found = []
+    found: list[Migration] = []
     for entry in resources.files(_PACKAGE).joinpath("migrations").iterdir():
         match = _NAME.match(entry.name)
         if match:

@@ -142,7 +142,7 @@ def render_types(data: dict[str, Any], console: Console, *, seen_only: bool = Fa
     for item in data["types"]:
         if seen_only and not (item["events"] or item["files"]):
             continue
-        notes = []
+        notes: list[str] = []
         if not item["in_catalog"]:
             notes.append("[yellow]not in the catalog[/]")
         if api is not None:

@@ -175,7 +175,8 @@ class Simulator:
         """The file's rows as dicts of strings keyed by its header (extra cells dropped)."""
         rows = read_records(self.path_of(report))
         try:
-            header = next(rows, [])
+            nothing: list[str] = []
+            header = next(rows, nothing)
             for cells in rows:
                 yield dict(zip(header, cells, strict=False))
         finally:

@@ -6,7 +6,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +23,14 @@ from fixtures.cli import invoke, query
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-TODAY = datetime.now(UTC).date()
+TODAY = SIM_TODAY + timedelta(days=10)
+"""The commands' today in these tests (``_today`` is patched): relative dates never depend on the real date."""
 SIM_AGE = (TODAY - SIM_TODAY).days
-"""Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ingestor.cli.ops._today", lambda: TODAY)
 
 
 def load_sim(url: str, sim: RunningSimulator, folder: Path) -> None:
@@ -265,6 +270,6 @@ def test_automatic_retention_follows_the_settings(five_days: str) -> None:
             {"DATABASE_URL": five_days, "RETENTION_DAYS": str(SIM_AGE + 1), "RETENTION_BATCH_ROWS": "100"},
             env_file=None,
         )
-        result = apply_retention(db, on)
+        result = apply_retention(db, on, today=TODAY)
     assert result is not None and result.status == "success" and result.events == 72
     assert result.cutoff == SIM_TODAY - timedelta(days=1)

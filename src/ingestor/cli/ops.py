@@ -85,6 +85,7 @@ def _console() -> Console:
 
 
 def _today() -> date:
+    """Today (UTC): the one clock of these commands' relative dates, windows and cutoffs."""
     return datetime.now(UTC).date()
 
 
@@ -306,7 +307,7 @@ def status(days: int, runs: int, as_json: bool) -> None:
     with runtime(need_db=True, read_only=True) as rt:
         db = rt.require_db()
         with db.connection() as conn:
-            data = collect_status(conn, days=days, runs=runs)
+            data = collect_status(conn, days=days, runs=runs, today=_today())
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
     if as_json:
         click.echo(json.dumps(json_value(data), indent=2))
@@ -441,6 +442,7 @@ def prune(
             result = prune_events(
                 rt.require_db(),
                 days,
+                today=_today(),
                 dry_run=dry_run,
                 batch=batch or settings.retention_batch_rows,
                 ledger_days=settings.ledger_retention_days if ledger_older_than is None else ledger_older_than,

@@ -188,6 +188,8 @@ class Simulator:
         faults = self.faults.snapshot()
         if report is None or report_id in faults.gone_ids:
             return None
+        if not head:
+            self.counters.record_request(report_id)
         if not head and faults.download_latency > 0:
             time.sleep(faults.download_latency)
         fault = None if head else self.faults.take_download_fault(report.type)

@@ -26,8 +26,11 @@ LABEL org.opencontainers.image.title="shadowserver-ingestor" \
       org.opencontainers.image.description="Ingest Shadowserver Reports API files into PostgreSQL" \
       org.opencontainers.image.licenses="LGPL-3.0-or-later"
 
+# The data directory (SS_DATA_DIR: the refreshed report-type catalog) belongs to the unprivileged user;
+# compose.yaml mounts a named volume there, which Docker fills with this directory's ownership.
 RUN groupadd --system --gid 10001 ingestor \
-    && useradd --system --uid 10001 --gid ingestor --home-dir /app --create-home --shell /usr/sbin/nologin ingestor
+    && useradd --system --uid 10001 --gid ingestor --home-dir /app --create-home --shell /usr/sbin/nologin ingestor \
+    && install -d -o 10001 -g 10001 -m 0750 /var/lib/shadowserver-ingestor
 
 COPY --from=build /opt/venv /opt/venv
 
@@ -37,7 +40,8 @@ ENV PATH=/opt/venv/bin:$PATH \
     HEALTH_HOST=0.0.0.0 \
     HEALTH_PORT=8088 \
     LOG_FORMAT=json \
-    STOP_TIMEOUT_SECONDS=8
+    STOP_TIMEOUT_SECONDS=8 \
+    SS_DATA_DIR=/var/lib/shadowserver-ingestor
 
 WORKDIR /app
 USER 10001:10001

@@ -40,13 +40,14 @@ from typing import Any
 
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from ingestor.catalog import load_catalog
 from ingestor.db.connect import EMBEDDED_SETTINGS
 from ingestor.db.embedded import EmbeddedPostgres
 from ingestor.db.migrate import migrate
 from ingestor.parse.batches import copy_line
-from ingestor.parse.csvfile import ReportCsv
+from ingestor.parse.csvfile import CsvProblem, ReportCsv
 from ingestor.parse.normalize import NormalizedRow, RowNormalizer
 from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorServer
 
@@ -139,6 +140,7 @@ class Measure:
 class Bench:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
+        self.render_seconds: dict[int, float] = {}
         self.base = Path(args.work_dir or "/tmp") / f"ssi-bench-{os.getpid()}"
         self.base.mkdir(parents=True, exist_ok=True)
         self.base.chmod(0o755)
@@ -176,7 +178,7 @@ class Bench:
         if not self.args.keep:
             shutil.rmtree(self.base, ignore_errors=True)
 
-    def _admin(self, statement: sql.Composable) -> None:
+    def _admin(self, statement: sql.Composed) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
             conn.execute(statement)
 
@@ -185,7 +187,7 @@ class Bench:
         self._admin(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
         self._admin(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
         self._databases.append(name)
-        url = psycopg.conninfo.make_conninfo(self.admin_url, dbname=name)
+        url = make_conninfo(self.admin_url, dbname=name)
         if migrated:
             with psycopg.connect(url, autocommit=True) as conn:
                 migrate(conn, viewer_role=None)
@@ -204,7 +206,9 @@ class Bench:
         cache = self.base / f"sim-{rows}"
         cache.mkdir(exist_ok=True)
         sim = Simulator(config, cache_dir=cache)
+        started = time.monotonic()
         sim.path_of(sim.reports()[0])  # render before timing anything
+        self.render_seconds[rows] = time.monotonic() - started
         return sim, SimulatorServer(sim).start()
 
     # ---- the CLI --------------------------------------------------------------------------------
@@ -261,7 +265,7 @@ class Bench:
         with path.open("rb") as stream:
             reader = ReportCsv(stream)
             normalize = RowNormalizer(self.catalog.types[self.args.type], reader.header)
-            rows = [normalize(cells) for cells in reader.records()]
+            rows = [normalize(cells) for cells in reader.records() if not isinstance(cells, CsvProblem)]
         return [row for row in rows if isinstance(row, NormalizedRow)]
 
     def copy_lines(self, sim: Simulator) -> tuple[int, bytes]:
@@ -279,6 +283,8 @@ class Bench:
             normalize = RowNormalizer(self.catalog.types[self.args.type], reader.header)
             count = 0
             for cells in reader.records():
+                if isinstance(cells, CsvProblem):
+                    continue
                 row = normalize(cells)
                 if isinstance(row, NormalizedRow):
                     copy_line(row)
@@ -384,8 +390,10 @@ class Bench:
             self.figures["columns"] = len(self.columns)
             self.figures["cpu_us_per_row"] = round(self.cpu_per_row(sim), 1)
 
+            rendered = self.render_seconds[args.rows]
+            render = Measure("simulator", args.rows, rendered, "renders the test report (input, not the pipeline)")
             reference = self.reference(lines, count)
-            self.results.append(reference)
+            self.results += [render, reference]
             if args.v1_rows:
                 self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
 

@@ -102,6 +102,7 @@ class Settings(BaseModel):
     max_file_size: ByteSize = Field(ByteSize(4 << 30), gt=0, alias="SS_MAX_FILE_SIZE")
     max_compression_ratio: float = Field(100.0, ge=1, le=1_000_000, alias="SS_MAX_COMPRESSION_RATIO")
     min_free_disk: ByteSize = Field(ByteSize(512 << 20), ge=0, alias="SS_MIN_FREE_DISK")
+    data_dir: Path | None = Field(None, alias="SS_DATA_DIR")
 
     # Database
     database_url: SecretStr | None = Field(None, alias="DATABASE_URL")

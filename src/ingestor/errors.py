@@ -20,6 +20,7 @@
     │   ├── DatabaseUnavailableError   cannot connect, or the connection was lost: the run ends
     │   ├── DatabasePermissionError    the role lacks a privilege (see the README)
     │   ├── MigrationError             the schema cannot be brought up to date
+    │   │   └── SchemaVersionError     the schema is not this version's (behind: run migrate; ahead: upgrade)
     │   └── DatabaseQueryError         a statement failed: the file fails, the run goes on
     │       ├── DatabaseTimeoutError   lock_timeout or statement_timeout
     │       ├── DatabaseConflictError  deadlock or serialization failure
@@ -127,6 +128,10 @@ class DatabasePermissionError(DatabaseError):
 
 class MigrationError(DatabaseError):
     """The database schema cannot be brought up to date."""
+
+
+class SchemaVersionError(MigrationError):
+    """The database schema is behind this version (a read-only command does not migrate) or ahead of it."""
 
 
 class DatabaseQueryError(DatabaseError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -27,7 +27,7 @@ TEXT_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
 @contextmanager
 def log_context(
     *, run_id: int | None = None, report_type: str | None = None, report_date: str | None = None
-) -> Iterator[None]:
+) -> Generator[None, None, None]:
     """Attach a run id and/or a report (type, date) to every record logged inside the block."""
     run_token = _RUN_ID.set(run_id) if run_id is not None else None
     report_token = _REPORT.set((report_type, report_date or "")) if report_type is not None else None
@@ -48,7 +48,7 @@ class ContextFilter(logging.Filter):
         report = _REPORT.get()
         record.run_id = run_id
         record.report_type, record.report_date = report if report else (None, None)
-        parts = []
+        parts: list[str] = []
         if run_id is not None:
             parts.append(f"run={run_id}")
         if report:
@@ -88,19 +88,19 @@ class JsonFormatter(logging.Formatter):
 
 def configure_logging(level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = None) -> None:
     """Install one handler on the ``ingestor`` logger tree (idempotent)."""
-    stream = stream or sys.stderr
+    out: IO[str] = sys.stderr if stream is None else stream
     handler: logging.Handler
     if fmt == "json":
-        handler = logging.StreamHandler(stream)
+        handler = logging.StreamHandler(out)
         handler.setFormatter(JsonFormatter())
-    elif fmt == "auto" and stream.isatty():
+    elif fmt == "auto" and out.isatty():
         from rich.console import Console
         from rich.logging import RichHandler
 
-        handler = RichHandler(console=Console(file=stream), show_path=False, markup=False, rich_tracebacks=False)
+        handler = RichHandler(console=Console(file=out), show_path=False, markup=False, rich_tracebacks=False)
         handler.setFormatter(logging.Formatter("%(context)s%(message)s"))
     else:
-        handler = logging.StreamHandler(stream)
+        handler = logging.StreamHandler(out)
         handler.setFormatter(TextFormatter())
     handler.addFilter(ContextFilter())
     for name, logger_level in (("ingestor", level), ("psycopg", "WARNING")):

@@ -18,7 +18,7 @@ from ingestor.cli import main as cli
 
 def translate(argv: list[str] | None = None) -> list[str]:
     """The ``shadowserver-ingestor`` arguments equivalent to v1.0.0's flags."""
-    parser = argparse.ArgumentParser(prog="python -m ingestor.main", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m ingestor.main", description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--ping", action="store_true", help="test the API credentials and exit")
     parser.add_argument("--once", action="store_true", help="run one ingestion cycle and exit")
     parser.add_argument("--backfill", type=int, metavar="N", help="backfill N days up to today and exit")

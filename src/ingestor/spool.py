@@ -15,7 +15,7 @@ import logging
 import os
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
@@ -30,7 +30,7 @@ UNLOCKED_MAX_AGE = 86_400.0
 
 
 @contextmanager
-def open_spool(work_dir: Path | None) -> Iterator[IO[bytes]]:
+def open_spool(work_dir: Path | None) -> Generator[IO[bytes], None, None]:
     """A new spool file, locked for as long as it is open, deleted afterwards."""
     with tempfile.NamedTemporaryFile(prefix=PREFIX, suffix=SUFFIX, dir=work_dir) as spool:
         fcntl.flock(spool.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: nobody else can hold it

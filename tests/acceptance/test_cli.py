@@ -29,15 +29,16 @@ def cli(*args: str, env: dict[str, str] | None = None, module: str = "ingestor")
     )
 
 
-def today() -> date:
-    """The CLI lists windows ending on the real UTC today, so the simulator must agree."""
-    return datetime.now(UTC).date()
+def lookback_to(day: date) -> str:
+    """SS_LOOKBACK_DAYS for a cycle (its window ends on the real UTC today) that reaches back to ``day``, with a
+    day to spare: a midnight during the test moves the window's end, never past ``day``."""
+    return str(max(0, (datetime.now(UTC).date() - day).days) + 1)
 
 
 def test_backfill_loads_every_row_and_a_second_run_downloads_nothing(
     make_simulator: MakeSim, migrated_db_url: str
 ) -> None:
-    sim = make_simulator(days=4, rows=15, today=today())
+    sim = make_simulator(days=4, rows=15)
     env = {**sim.env, "DATABASE_URL": migrated_db_url, "REQUEST_DELAY_SECONDS": "0"}
     first = cli("backfill", "3", "--until", str(sim.sim.today()), env=env)
     assert first.returncode == 0, first.stderr
@@ -54,8 +55,13 @@ def test_backfill_loads_every_row_and_a_second_run_downloads_nothing(
 
 
 def test_v1_invocations_keep_working(make_simulator: MakeSim, migrated_db_url: str) -> None:
-    sim = make_simulator(days=1, rows=5, today=today())
-    env = {**sim.env, "DATABASE_URL": migrated_db_url, "REQUEST_DELAY_SECONDS": "0"}
+    sim = make_simulator(days=1, rows=5)
+    env = {
+        **sim.env,
+        "DATABASE_URL": migrated_db_url,
+        "REQUEST_DELAY_SECONDS": "0",
+        "SS_LOOKBACK_DAYS": lookback_to(sim.sim.today()),
+    }
     ping = cli("--ping", env=env, module="ingestor.main")
     assert ping.returncode == 0, ping.stderr
     assert "pong" in json.loads(ping.stdout)
@@ -67,7 +73,7 @@ def test_v1_invocations_keep_working(make_simulator: MakeSim, migrated_db_url: s
 
 
 def test_failures_give_non_zero_exit_codes(make_simulator: MakeSim, migrated_db_url: str) -> None:
-    sim = make_simulator(days=1, rows=5, types=("scan_ssl", "device_id"), today=today())
+    sim = make_simulator(days=1, rows=5, types=("scan_ssl", "device_id"))
     env = {**sim.env, "DATABASE_URL": migrated_db_url, "REQUEST_DELAY_SECONDS": "0", "SS_MAX_RETRIES": "0"}
     sim.faults.update(force_status=401)
     refused = cli("once", env=env)

@@ -52,7 +52,7 @@ def backfill(sim: RunningSimulator, url: str, **env: str) -> subprocess.Popen[by
 def test_a_run_killed_mid_file_is_closed_with_the_counts_of_the_files_it_committed(
     make_simulator: MakeSim, migrated_db_url: str
 ) -> None:
-    sim = make_simulator(today=None, days=1, types=("event4_sinkhole", "scan_http", "scan_ssl"), rows=30)
+    sim = make_simulator(days=1, types=("event4_sinkhole", "scan_http", "scan_ssl"), rows=30)
     proc = backfill(sim, migrated_db_url, REQUEST_DELAY_SECONDS="1", INGEST_WORKERS="1")
     try:
         loaded = "SELECT count(*) FROM ss_report_files WHERE status = 'loaded'"
@@ -82,7 +82,7 @@ def test_spool_files_of_a_killed_process_are_removed_at_the_next_start_and_live_
 ) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    sim = make_simulator(today=None, days=1, types=("scan_ssl",), rows=30, faults=Faults(download_latency=120))
+    sim = make_simulator(days=1, types=("scan_ssl",), rows=30, faults=Faults(download_latency=120))
     proc = backfill(sim, migrated_db_url, SS_WORK_DIR=str(work), REQUEST_DELAY_SECONDS="0")
     try:
         [left] = wait_for(lambda: list(work.glob("ss-spool-*.csv")), "the download to be spooled")

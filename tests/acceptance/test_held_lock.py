@@ -57,11 +57,12 @@ def start(args: list[str], env: dict[str, str], log: Path) -> subprocess.Popen[b
         return subprocess.Popen([sys.executable, "-m", "ingestor", *args], env=full, stdout=out, stderr=out)
 
 
-def terminate(proc: subprocess.Popen[bytes]) -> tuple[int, float]:
-    started = time.monotonic()
+def terminate(proc: subprocess.Popen[bytes]) -> int:
+    """SIGTERM; the exit code. Within the bound is told by the code: past STOP_TIMEOUT_SECONDS the watchdog
+    ends the process with 1, where the clean path exits 0 (run) or 130 (once)."""
     proc.send_signal(signal.SIGTERM)
     try:
-        return proc.wait(STOP_BOUND + 10), time.monotonic() - started
+        return proc.wait(STOP_BOUND + 10)
     except subprocess.TimeoutExpired:
         proc.kill()
         raise AssertionError("no exit after SIGTERM") from None
@@ -76,12 +77,11 @@ def test_once_waiting_for_a_lock_stops_within_the_bound_and_leaves_no_query_behi
     proc = start(["once"], {**sim.env, "DATABASE_URL": migrated_db_url, "SS_LOOKBACK_DAYS": "0"}, log)
     try:
         wait_for(lambda: ingestor_backends(migrated_db_url, waiting=True), "once to wait for the lock", log)
-        code, seconds = terminate(proc)
+        code = terminate(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 130, log.read_text()
-    assert seconds < STOP_BOUND, f"{seconds:.1f} s"
+    assert code == 130, log.read_text()  # the clean path, not the watchdog's forced exit (1)
     assert ingestor_backends(migrated_db_url, waiting=False) == 0  # the server does not go on with it
     locked.rollback()
     with psycopg.connect(migrated_db_url) as conn:
@@ -119,11 +119,11 @@ def test_the_service_reports_a_held_lock_by_name_and_stops_cleanly_while_it_is_h
         assert last["status"] == "error" and "lock timeout" in last["error"], last
         assert "ss_events AccessExclusiveLock" in last["error"] and "analyst" in last["error"], last
         wait_for(lambda: ingestor_backends(migrated_db_url, waiting=True), "the next cycle to wait for the lock", log)
-        code, seconds = terminate(proc)
+        code = terminate(proc)
     finally:
         if proc.poll() is None:
             proc.kill()
-    assert code == 0 and seconds < STOP_BOUND, (code, seconds, log.read_text()[-2000:])
+    assert code == 0, (code, log.read_text()[-2000:])  # the clean path, not the watchdog's forced exit (1)
     assert ingestor_backends(migrated_db_url, waiting=False) == 0
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from ingestor import ledger
 from ingestor.catalog import load_catalog
-from ingestor.db.migrate import available_migrations, migrate
+from ingestor.db.migrate import migrate
 from ingestor.load import LoadStats, load_report
 
 from fixtures.pg import make_partitions
@@ -153,32 +153,6 @@ def test_a_v1_database_is_upgraded_in_place_and_deduplicated_against(make_db_url
         # the ASCII row hashes alike; the non-ASCII one matches v1.0.0's ISO-8859-1 (mojibake) hash
         assert (stats.inserted, stats.duplicates) == (0, 2)
         assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (2,)
-
-
-def _schema(conn: psycopg.Connection[Any]) -> tuple[list[Any], list[Any]]:
-    columns = conn.execute(
-        "SELECT table_name, column_name, data_type, is_nullable, column_default FROM information_schema.columns"
-        " WHERE table_schema = 'public' ORDER BY table_name, column_name"
-    ).fetchall()
-    indexes = conn.execute(
-        "SELECT tablename, indexname, indexdef FROM pg_indexes WHERE schemaname = 'public' ORDER BY indexname"
-    ).fetchall()
-    return columns, indexes
-
-
-def test_a_v1_database_and_an_empty_one_end_with_the_same_schema(make_db_url: Callable[..., str]) -> None:
-    with (
-        psycopg.connect(make_db_url(), autocommit=True) as fresh,
-        psycopg.connect(make_db_url(), autocommit=True) as upgraded,
-    ):
-        migrate(fresh, viewer_role=None)
-        upgraded.execute(V1_SCHEMA)
-        migrate(upgraded, viewer_role=None)
-        assert _schema(fresh) == _schema(upgraded)
-        assert [r[0] for r in fresh.execute("SELECT version FROM ss_schema_migrations ORDER BY 1")] == [
-            m.version for m in available_migrations()
-        ]
-        assert migrate(fresh, viewer_role=None) == []
 
 
 def test_indexes_are_the_chosen_set(migrated_db_url: str) -> None:

@@ -6,7 +6,7 @@ import json
 import shutil
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,10 +23,14 @@ from fixtures.cli import invoke, query
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "shadowserver-schema" / "reports.json"
-TODAY = datetime.now(UTC).date()
+TODAY = SIM_TODAY + timedelta(days=10)
+"""The commands' today in these tests (``_today`` is patched): relative dates never depend on the real date."""
 SIM_AGE = (TODAY - SIM_TODAY).days
-"""Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""
+
+
+@pytest.fixture(autouse=True)
+def fixed_today(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("ingestor.cli.ops._today", lambda: TODAY)
 
 
 def load_sim(url: str, sim: RunningSimulator, folder: Path) -> None:
@@ -155,56 +159,6 @@ def test_types_api_asks_the_subscriptions_and_offered_types(make_simulator: Make
     assert no_key.exit_code == 2 and "SS_API_KEY" in no_key.stderr
 
 
-# ---- catalog refresh ----------------------------------------------------------------------------------------
-
-
-def test_catalog_refresh_writes_the_catalog_and_names_added_and_removed_types(tmp_path: Path) -> None:
-    target = tmp_path / "catalog.json"
-    first = invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    assert first.exit_code == 0, first.stderr
-    assert "170 report types written" in first.stdout and "scan_ssl" in first.stdout
-    again = invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    assert "added: none" in again.stdout and "removed: none" in again.stdout
-
-    reports = json.loads(SCHEMA.read_text())
-    reports["scan_futureproto"] = dict(reports["scan_ssl"], name="Future")
-    del reports["scan_rdp"]
-    changed = tmp_path / "reports.json"
-    changed.write_text(json.dumps(reports))
-    result = invoke("", "catalog", "refresh", "--from", str(changed), "--to", str(target))
-    assert "added: scan_futureproto" in result.stdout and "removed: scan_rdp" in result.stdout
-    assert "scan_futureproto" in json.loads(target.read_text())["types"]
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        (None, "No such file"),
-        ("[1, 2]", "not a Shadowserver reports.json"),
-        ("{}", "not a Shadowserver"),
-        ("{oops", "Expecting property name"),
-    ],
-)
-def test_catalog_refresh_refuses_bad_sources_and_keeps_the_catalog(
-    tmp_path: Path, content: str | None, message: str
-) -> None:
-    target = tmp_path / "catalog.json"
-    invoke("", "catalog", "refresh", "--from", str(SCHEMA), "--to", str(target))
-    before = target.read_text()
-    source = tmp_path / "reports.json"
-    if content is not None:
-        source.write_text(content)
-    result = invoke("", "catalog", "refresh", "--from", str(source), "--to", str(target))
-    assert result.exit_code == 1 and message in result.stderr and "Traceback" not in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
-    assert target.read_text() == before
-
-
-def test_catalog_refresh_from_an_unreachable_url_is_one_line(tmp_path: Path) -> None:
-    result = invoke("", "catalog", "refresh", "--from", "http://127.0.0.1:9/reports.json", "--to", str(tmp_path / "c"))
-    assert result.exit_code == 1 and "cannot fetch" in result.stderr and len(result.stderr.splitlines()) == 1
-
-
 # ---- prune --------------------------------------------------------------------------------------------------
 
 
@@ -325,6 +279,6 @@ def test_automatic_retention_follows_the_settings(five_days: str) -> None:
             {"DATABASE_URL": five_days, "RETENTION_DAYS": str(SIM_AGE + 1), "RETENTION_BATCH_ROWS": "100"},
             env_file=None,
         )
-        result = apply_retention(db, on)
+        result = apply_retention(db, on, today=TODAY)
     assert result is not None and result.status == "success" and result.events == 72
     assert result.cutoff == SIM_TODAY - timedelta(days=1)

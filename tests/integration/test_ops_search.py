@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 
 from ingestor.config import load_settings
 from ingestor.db.connect import Database
@@ -63,7 +64,7 @@ def loaded(pg_server: PgServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
         with Database(url) as db:
             outcome = run_import(settings, db, plan_import([folder]))
         assert outcome.result is not None and outcome.result.status == "success"
-        with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        with psycopg.connect(url, autocommit=True) as conn, conn.cursor(row_factory=dict_row) as cur:
             rows = cur.execute(
                 "SELECT id, report_type, report_date, ip, port, asn, geo, hostname, tag, severity, event_hash,"
                 " raw_data::text AS raw_text FROM ss_events"

@@ -127,6 +127,20 @@ def test_the_build_context_holds_what_the_dockerfile_copies_and_nothing_secret()
             assert all(source.rstrip("*") in allowed for source in sources), rest
 
 
+def image_env() -> dict[str, str]:
+    """The ENV of the image's final stage."""
+    stage = dict(final_stage(instructions(ROOT / "Dockerfile")))
+    return dict(item.split("=", 1) for item in shlex.split(stage["ENV"]))
+
+
+def test_the_data_directory_is_set_and_writable_by_the_unprivileged_user() -> None:
+    stage = final_stage(instructions(ROOT / "Dockerfile"))
+    data_dir = image_env()["SS_DATA_DIR"]
+    user = [rest for keyword, rest in stage if keyword == "USER"][-1].split(":")[0]
+    runs = " ".join(rest for keyword, rest in stage if keyword == "RUN")
+    assert re.search(rf"install -d -o {user} -g \d+ -m 07\d0 {re.escape(data_dir)}(\s|$)", runs), runs
+
+
 # ---- compose ------------------------------------------------------------------------------------
 
 
@@ -147,6 +161,8 @@ def test_compose_runs_the_ingestor_after_a_healthy_postgres_with_a_named_volume(
     assert seconds(ingestor["stop_grace_period"]) >= stop_timeout + 2
     assert ingestor["ports"] == ["127.0.0.1:${HEALTH_PORT:-8088}:${HEALTH_PORT:-8088}"]
     assert ingestor["environment"]["POSTGRES_PASSWORD"] == ""  # not handed to the ingestor
+    data_volume, _, data_dir = ingestor["volumes"][0].partition(":")
+    assert data_volume in compose["volumes"] and data_dir == image_env()["SS_DATA_DIR"]
 
 
 def test_the_simulator_override_points_the_ingestor_at_a_simulator_service() -> None:

@@ -288,15 +288,33 @@ def test_the_healthcheck_client_reads_health_port_and_probes_wildcards_on_loopba
 def test_the_watchdog_fires_when_a_stop_overruns_its_bound() -> None:
     stop, fired = threading.Event(), threading.Event()
     codes: list[int] = []
-    watchdog = ShutdownWatchdog(stop, 0.2, on_expire=lambda code: (codes.append(code), fired.set()))
+
+    def expire(code: int) -> None:
+        codes.append(code)
+        fired.set()
+
+    now = [100.0]
+    watchdog = ShutdownWatchdog(stop, 0.2, on_expire=expire, clock=lambda: now[0])
     watchdog.start()
-    time.sleep(0.3)
-    assert not fired.is_set() and watchdog.elapsed() is None  # no stop requested: nothing to bound
+    assert watchdog.elapsed() is None and not fired.is_set()  # no stop requested: nothing to bound
     started = time.monotonic()
     stop.set()
-    assert fired.wait(2) and codes == [FORCED_EXIT_CODE]
-    assert 0.2 <= time.monotonic() - started < 1.0
-    assert (watchdog.elapsed() or 0) >= 0.2
+    assert fired.wait(10) and codes == [FORCED_EXIT_CODE]
+    assert time.monotonic() - started >= 0.2, "not before the bound"  # a lower bound: Event.wait never returns early
+    now[0] = 103.5
+    assert watchdog.elapsed() == 3.5  # seconds since the stop, by the watchdog's clock
+
+
+def test_the_watchdog_counts_the_bound_from_the_stop_request() -> None:
+    """A stop noticed late (here: its whole 60 s bound already gone by the clock) fires at once."""
+    stop, fired = threading.Event(), threading.Event()
+    readings = iter([100.0])  # the stop is noticed at 100.0; every later reading is 160.0
+
+    watchdog = ShutdownWatchdog(stop, 60.0, on_expire=lambda code: fired.set(), clock=lambda: next(readings, 160.0))
+    watchdog.start()
+    stop.set()
+    assert fired.wait(10)
+    assert watchdog.elapsed() == 60.0
 
 
 def test_the_watchdog_stays_quiet_when_the_clean_path_finishes() -> None:

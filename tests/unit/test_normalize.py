@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+from typing import Any
 
 import pytest
 
@@ -26,7 +27,7 @@ from ingestor.parse.normalize import (
 CATALOG = load_catalog()
 
 
-def v1_rows(data: bytes) -> list[dict[str, object]]:
+def v1_rows(data: bytes) -> list[dict[str, Any]]:
     """What v1.0.0 hashed, had it decoded the bytes as UTF-8."""
     return list(csv.DictReader(io.StringIO(data.decode("utf-8"))))
 

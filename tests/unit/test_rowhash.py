@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+from typing import Any
 
 from ingestor.parse.rowhash import event_hash, legacy_latin1_row, serialize_row
 
@@ -21,7 +22,7 @@ WORKED_EXAMPLE = {
 }
 
 
-def v1_hash(row: dict[str, object]) -> str:
+def v1_hash(row: dict[str, Any]) -> str:
     """v1.0.0's recipe, verbatim."""
     return hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest()
 

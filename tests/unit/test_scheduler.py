@@ -12,6 +12,7 @@ import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
+from ingestor.catalog import load_catalog
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
@@ -31,6 +32,7 @@ class FakeIngestor:
 
     def __init__(self, settings: Settings, outcome: str | BaseException = "success") -> None:
         self.settings = settings
+        self.catalog = load_catalog()
         self.outcome = outcome
         self.calls: list[tuple[str, tuple[date, date]]] = []
         self.after_run: threading.Event | None = None
@@ -83,9 +85,10 @@ def cycles(status: str) -> float:
 def test_the_next_cycle_is_one_interval_plus_jitter_after_the_last_start_and_never_in_the_past() -> None:
     now = [1000.0]
     config = settings()
+    none: Any = None  # the timing rule needs neither a database, nor an ingestor, nor a lock
     scheduler = Scheduler(
-        config, None, None, HealthState(), threading.Event(), lock=object(), rng=random.Random(7), clock=lambda: now[0]
-    )  # type: ignore[arg-type]
+        config, none, none, HealthState(), threading.Event(), lock=none, rng=random.Random(7), clock=lambda: now[0]
+    )
     delays = [scheduler.next_due(1000.0) - 1000.0 for _ in range(200)]
     assert all(900.0 <= delay <= 930.0 for delay in delays) and max(delays) - min(delays) > 20
     now[0] = 5000.0  # the cycle ran longer than the interval: the next one starts at once

@@ -6,8 +6,8 @@ import csv
 import io
 import ipaddress
 import re
-import time
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -33,7 +33,7 @@ TIMESTAMP = re.compile(r"^2026-11-19 \d{2}:\d{2}:\d{2}Z$")
 csv.field_size_limit(64 * 1024 * 1024)
 
 
-def render(report_type: str, rows: int = 40, seed: int = 7, **kw: object) -> bytes:
+def render(report_type: str, rows: int = 40, seed: int = 7, **kw: Any) -> bytes:
     renderer = ReportRenderer(
         CATALOG.types[report_type],
         day=date(2026, 11, 19),
@@ -41,7 +41,7 @@ def render(report_type: str, rows: int = 40, seed: int = 7, **kw: object) -> byt
         seed=seed,
         scope=SCOPE,
         style=kw.pop("style", CsvStyle()),
-        malformed=kw.pop("malformed", Malformations()),  # type: ignore[arg-type]
+        malformed=kw.pop("malformed", Malformations()),
     )
     out = io.BytesIO()
     renderer.render(out)
@@ -263,11 +263,9 @@ def test_reports_know_their_ground_truth_before_rendering() -> None:
         assert len(parse(sim.content(report))[1]) == 7
 
 
-def test_scan_ssl_renders_fast_enough_for_benchmarks() -> None:
-    rows = 20_000
-    started = time.perf_counter()
+def test_scan_ssl_rows_are_as_large_as_real_ones() -> None:
+    """How fast the simulator renders is measured by the benchmark (its "simulator" line), not asserted here."""
+    rows = 2_000
     data = render("scan_ssl", rows=rows)
-    elapsed = time.perf_counter() - started
     assert data.count(b"\n") == rows + 1
-    assert rows / elapsed > 20_000, f"{rows / elapsed:.0f} rows/s"
     assert 600 < len(data) / rows < 1600, "bytes per row close to real scan_ssl files (≈1 KB)"

@@ -10,17 +10,28 @@ columns Shadowserver renamed (``host`` -> ``hostname`` in the URL and sandbox re
 which the normaliser reads under their old names, and retired type names (``botnet_drone``,
 ``microsoft_sinkhole``, ...), which load as the current type they became, with the subject columns of
 their own format.
+
+``catalog refresh`` never writes into the installed package: it writes ``catalog.json`` in the data
+directory (``SS_DATA_DIR``). :func:`load_catalog` uses that file when it exists and is not older than the
+shipped one (an upgrade of the package brings a newer catalog, which a stale refreshed copy must not
+hide), else the shipped catalog. The file is looked at again on every call (its modification time and
+size; parsed only when they change), so a running service picks a refresh up at its next cycle.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import os
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 SUBJECT_PREFIXES = ("", "src_", "dst_", "http_referer_")
 """Column prefixes that can name a row's subject; the first ``<prefix>ip`` column in order wins."""
@@ -153,6 +164,8 @@ class Catalog:
     types: dict[str, ReportType]
     source: dict[str, Any] = field(default_factory=dict)
     legacy: Legacy = field(default_factory=Legacy)
+    path: Path | None = field(default=None, compare=False)
+    """The file it was read from; ``None`` for the catalog shipped with the package."""
 
     def __contains__(self, report_type: object) -> bool:
         return report_type in self.types or report_type in self.legacy.types
@@ -220,13 +233,93 @@ class Catalog:
 
 CATALOG_FILE = "catalog.json"
 LEGACY_FILE = "legacy.json"
+DATA_DIR_VARIABLE = "SS_DATA_DIR"
+
+_configured_data_dir: Path | None = None
+_lock = threading.Lock()
+_loaded: dict[Path, tuple[tuple[int, int, int], Catalog | None]] = {}
+"""Per data-dir file: the (inode, mtime, size) it was read at, and what it held (``None``: unusable)."""
+
+
+def default_data_dir() -> Path:
+    """``/var/lib/shadowserver-ingestor`` as root, else ``~/.local/share/shadowserver-ingestor``: the directory
+    that holds the embedded database's default ``pgdata``."""
+    from ingestor.db.embedded import default_data_dir as default_pgdata
+
+    return default_pgdata().parent
+
+
+def configure_data_dir(path: Path | None) -> None:
+    """The data directory of this process (the CLI passes ``SS_DATA_DIR`` from its settings, ``.env``
+    included); ``None`` = the ``SS_DATA_DIR`` environment variable, else :func:`default_data_dir`."""
+    global _configured_data_dir
+    _configured_data_dir = path
+
+
+def data_dir() -> Path:
+    """The data directory in force (see :func:`configure_data_dir`)."""
+    if _configured_data_dir is not None:
+        return _configured_data_dir
+    if os.environ.get(DATA_DIR_VARIABLE):
+        return Path(os.environ[DATA_DIR_VARIABLE])
+    return default_data_dir()
+
+
+def data_catalog_path() -> Path:
+    """Where ``catalog refresh`` writes and :func:`load_catalog` looks: ``<data dir>/catalog.json``."""
+    return data_dir() / CATALOG_FILE
 
 
 def load_catalog(path: Path | None = None) -> Catalog:
-    """Load a catalog file; by default the one shipped with the package (cached)."""
-    if path is None:
-        return _shipped_catalog()
-    return Catalog.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    """Load a catalog file; by default the catalog in force: the data directory's when present and not older
+    than the shipped one, else the shipped one (see the module docstring)."""
+    if path is not None:
+        return _read(path)
+    shipped = _shipped_catalog()
+    refreshed = _data_catalog(data_catalog_path())
+    if refreshed is None:
+        return shipped
+    if str(refreshed.source.get("generated_at", "")) < str(shipped.source.get("generated_at", "")):
+        return shipped  # the package was upgraded since the refresh: _data_catalog() said so once
+    return refreshed
+
+
+def _read(path: Path) -> Catalog:
+    catalog = Catalog.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    return replace(catalog, path=path)
+
+
+def _data_catalog(path: Path) -> Catalog | None:
+    """The refreshed catalog at ``path``, read again only when the file changed; ``None`` if absent or unusable."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None
+    stamp = (stat.st_ino, stat.st_mtime_ns, stat.st_size)
+    with _lock:
+        cached = _loaded.get(path)
+        if cached is not None and cached[0] == stamp:
+            return cached[1]
+        catalog: Catalog | None
+        try:
+            catalog = _read(path)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("ignoring the catalog %s (%s: %s); using the shipped one", path, type(exc).__name__, exc)
+            catalog = None
+        else:
+            shipped = _shipped_catalog()
+            if str(catalog.source.get("generated_at", "")) < str(shipped.source.get("generated_at", "")):
+                log.warning(
+                    "the shipped catalog (%s) is newer than %s (%s): using the shipped one; `catalog refresh`"
+                    " updates the file",
+                    shipped.source.get("generated_at"),
+                    path,
+                    catalog.source.get("generated_at"),
+                )
+            elif cached is not None:
+                log.info("catalog %s changed: %d report types (%s)", path, len(catalog), catalog.source.get("origin"))
+        _loaded[path] = (stamp, catalog)
+        return catalog
 
 
 @cache
@@ -237,7 +330,7 @@ def shipped_legacy() -> Legacy:
 
 @cache
 def _shipped_catalog() -> Catalog:
-    text = resources.files(__package__).joinpath(CATALOG_FILE).read_text(encoding="utf-8")
+    text = resources.files("ingestor.catalog").joinpath(CATALOG_FILE).read_text(encoding="utf-8")
     return Catalog.from_dict(json.loads(text))
 
 

@@ -1,6 +1,10 @@
-"""Build the shipped catalog from Shadowserver's published ``reports.json``.
+"""Build a catalog from Shadowserver's published ``reports.json``, and say what changed.
 
-    python -m ingestor.catalog.refresh --from ../shared/shadowserver-schema/reports.json
+``shadowserver-ingestor catalog refresh`` uses this to write the data directory's catalog (see
+``ingestor.catalog``); this module's own command line rebuilds the catalog shipped in the package (a
+developer's step before a release):
+
+    python -m ingestor.catalog.refresh --from tests/data/schema/reports.json
     python -m ingestor.catalog.refresh --from https://interchange.shadowserver.org/schema/reports.json
 
 Default severities are not part of ``reports.json``; they come from report_schema's ``types.md``
@@ -13,14 +17,19 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 
-from ingestor.catalog import Catalog, ReportType, family_of, load_catalog, subject_from_columns
+from ingestor.catalog import Catalog, ReportType, Subject, family_of, load_catalog, subject_from_columns
+
+PUBLISHED_URL = "https://interchange.shadowserver.org/schema/reports.json"
+"""Where Shadowserver publishes its report schema."""
 
 
 def _expand(spec: str) -> list[str]:
@@ -79,6 +88,21 @@ def read_source(source: str) -> bytes:
     return Path(source).read_bytes()
 
 
+def parse_published(raw: bytes) -> dict[str, Any]:
+    """The parsed ``reports.json``; ``ValueError`` if it is not one."""
+    data = json.loads(raw)
+    reports = cast("dict[str, object]", data) if isinstance(data, dict) else {}
+    if not reports or not all(isinstance(entry, dict) and "fields" in entry for entry in reports.values()):
+        raise ValueError("not a Shadowserver reports.json: expected an object of report types with 'fields'")
+    return cast("dict[str, Any]", reports)
+
+
+def origin_of(source: str, raw: bytes) -> str:
+    """How a catalog names its source: the file name or URL, and the content's hash."""
+    name = Path(source).name if "://" not in source else source
+    return f"{name} sha256:{hashlib.sha256(raw).hexdigest()[:16]}"
+
+
 def build_catalog(reports: dict[str, Any], previous: Catalog | None = None, origin: str = "") -> Catalog:
     """Build a catalog from the parsed ``reports.json`` object."""
     types: dict[str, ReportType] = {}
@@ -101,24 +125,111 @@ def build_catalog(reports: dict[str, Any], previous: Catalog | None = None, orig
 
 
 def write_catalog(catalog: Catalog, path: Path) -> None:
-    """Write the catalog atomically."""
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(catalog.to_dict(), indent=1, sort_keys=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    """Write the catalog atomically (a reader sees the old file or the new one, never a part)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(catalog.to_dict(), indent=1, sort_keys=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def refresh(source: str, target: Path) -> tuple[Catalog, list[str], list[str]]:
     """Rebuild ``target`` from ``source``; return the catalog and the added and removed type names."""
     raw = read_source(source)
-    data = json.loads(raw)
-    if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "fields" in v for v in data.values()):
-        raise ValueError("not a Shadowserver reports.json: expected an object of report types with 'fields'")
+    data = parse_published(raw)
     previous = load_catalog(target) if target.exists() else None
-    origin = f"{Path(source).name if '://' not in source else source} sha256:{hashlib.sha256(raw).hexdigest()[:16]}"
-    catalog = build_catalog(data, previous, origin)
-    old = set(previous.types) if previous else set()
+    catalog = build_catalog(data, previous, origin_of(source, raw))
+    old: set[str] = set(previous.types) if previous else set()
     write_catalog(catalog, target)
     return catalog, sorted(set(catalog.types) - old), sorted(old - set(catalog.types))
+
+
+@dataclass(frozen=True)
+class TypeChange:
+    """How one report type differs between two catalogs."""
+
+    name: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    reordered: bool = False
+    subject: tuple[Subject, Subject] | None = None
+    """(old, new) when the subject columns changed."""
+    details: tuple[str, ...] = ()
+    """Other entries that changed: name, url, default_severity, taxonomy, ..."""
+
+    def describe(self) -> str:
+        parts: list[str] = []
+        if self.added:
+            parts.append("new columns " + ", ".join(self.added))
+        if self.removed:
+            parts.append("removed columns " + ", ".join(self.removed))
+        if self.reordered:
+            parts.append("columns reordered")
+        if self.subject is not None:
+            parts.append(f"subject {_subject(self.subject[0])} -> {_subject(self.subject[1])}")
+        if self.details:
+            parts.append("changed " + ", ".join(self.details))
+        return f"{self.name}: " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class CatalogDiff:
+    """What replacing catalog ``old`` by ``new`` changes."""
+
+    added: tuple[ReportType, ...]
+    removed: tuple[str, ...]
+    changed: tuple[TypeChange, ...]
+
+    def __bool__(self) -> bool:
+        return bool(self.added or self.removed or self.changed)
+
+    def lines(self) -> list[str]:
+        """The diff for a person: new and removed types, then the changed ones."""
+        out: list[str] = []
+        if self.added:
+            out.append(f"new report types ({len(self.added)}):")
+            out += [f"  + {t.type} ({len(t.fields)} columns; subject {_subject(t.subject)})" for t in self.added]
+        if self.removed:
+            out.append(f"removed report types ({len(self.removed)}):")
+            out += [f"  - {name}" for name in self.removed]
+        if self.changed:
+            out.append(f"changed report types ({len(self.changed)}):")
+            out += [f"  ~ {change.describe()}" for change in self.changed]
+        return out
+
+
+def diff_catalogs(old: Catalog, new: Catalog) -> CatalogDiff:
+    """New and removed types, and per type in both: new and removed columns, order, subject, other details."""
+    added = tuple(new.types[name] for name in sorted(set(new.types) - set(old.types)))
+    removed = tuple(sorted(set(old.types) - set(new.types)))
+    changed: list[TypeChange] = []
+    for name in sorted(set(old.types) & set(new.types)):
+        before, after = old.types[name], new.types[name]
+        if before.as_dict() == after.as_dict():
+            continue
+        old_fields, new_fields = before.fields, after.fields
+        common_before = [f for f in old_fields if f in new_fields]
+        common_after = [f for f in new_fields if f in old_fields]
+        rest_before = {k: v for k, v in before.as_dict().items() if k not in ("fields", "subject")}
+        rest_after = {k: v for k, v in after.as_dict().items() if k not in ("fields", "subject")}
+        changed.append(
+            TypeChange(
+                name,
+                added=tuple(f for f in new_fields if f not in old_fields),
+                removed=tuple(f for f in old_fields if f not in new_fields),
+                reordered=common_before != common_after,
+                subject=(before.subject, after.subject) if before.subject != after.subject else None,
+                details=tuple(k for k in rest_after if rest_before.get(k) != rest_after[k]),
+            )
+        )
+    return CatalogDiff(added, removed, tuple(changed))
+
+
+def _subject(subject: Subject) -> str:
+    named = [column for column in (subject.ip, subject.port, subject.asn, subject.geo, subject.hostname) if column]
+    return ", ".join(named) or "none"
 
 
 def shipped_catalog_path() -> Path:

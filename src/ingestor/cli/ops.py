@@ -16,9 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+import httpx
 from rich.console import Console
 
-from ingestor.catalog import SEVERITIES, load_catalog
+from ingestor.catalog import SEVERITIES, Catalog, data_catalog_path, load_catalog
+from ingestor.catalog import refresh as catalog_refresh
+from ingestor.catalog.refresh import PUBLISHED_URL
 from ingestor.cli import UsageProblem, params
 from ingestor.cli.output import RichReporter, is_terminal, print_result
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
@@ -42,11 +45,10 @@ from ingestor.ops.search import (
 )
 from ingestor.ops.status import collect_status
 from ingestor.pipeline import Reporter
+from ingestor.redaction import first_line
 
 TERMINAL_LIMIT = 100
 """Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
-
-CATALOG_URL = "https://interchange.shadowserver.org/schema/reports.json"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -83,6 +85,7 @@ def _console() -> Console:
 
 
 def _today() -> date:
+    """Today (UTC): the one clock of these commands' relative dates, windows and cutoffs."""
     return datetime.now(UTC).date()
 
 
@@ -214,7 +217,7 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
     --severity, --tag, --text and --hostname '*.domain' have no index of their own.
     """
     filters = _filters(**values)
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
         db = rt.require_db()
         if show_plan:
@@ -241,7 +244,7 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
     until = until or _today()
     if since > until:
         raise InputError(f"--since {since} is after --until {until}")
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
         db = rt.require_db()
         if show_plan:
@@ -307,10 +310,10 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
 @handle_errors
 def status(days: int, runs: int, as_json: bool) -> None:
     """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
-    with runtime(need_db=True) as rt:
+    with runtime(need_db=True, read_only=True) as rt:
         db = rt.require_db()
         with db.connection() as conn:
-            data = collect_status(conn, days=days, runs=runs)
+            data = collect_status(conn, days=days, runs=runs, today=_today())
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
     if as_json:
         click.echo(json.dumps(json_value(data), indent=2))
@@ -325,7 +328,7 @@ def status(days: int, runs: int, as_json: bool) -> None:
 @handle_errors
 def types(ask_api: bool, seen: bool, as_json: bool) -> None:
     """Report types: the catalog's, those in the database (with event counts), unknown ones, the API's."""
-    with runtime(need_db=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
+    with runtime(need_db=True, read_only=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
         data = collect_types(conn, load_catalog(), rt.client if ask_api else None)
     if seen:
         data["types"] = [item for item in data["types"] if item["events"] or item["files"]]
@@ -341,29 +344,77 @@ def catalog() -> None:
 
 
 @catalog.command()
-@click.option("--from", "source", default=CATALOG_URL, show_default=True, help="reports.json file or URL.")
+@click.option("--from", "source", default=PUBLISHED_URL, show_default=True, help="reports.json file or URL.")
 @click.option(
-    "--to", "target", type=click.Path(path_type=Path, dir_okay=False), help="Catalog file [default: the shipped one]."
+    "--to",
+    "target",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Catalog file to write [default: catalog.json in the data directory, SS_DATA_DIR].",
 )
+@click.option("--yes", "-y", is_flag=True, help="Write without asking (required when stdin is not a terminal).")
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
 @handle_errors
-def refresh(source: str, target: Path | None) -> None:
-    """Rebuild the catalog from Shadowserver's published reports.json; print added and removed types."""
-    import httpx
+def refresh(source: str, target: Path | None, yes: bool, dry_run: bool) -> None:
+    """Rebuild the catalog from Shadowserver's published reports.json, into the data directory.
 
-    from ingestor.catalog import refresh as catalog_refresh
+    First shows what changes against the catalog in use: new and removed report types, and per type new
+    and removed columns. Then asks on a terminal, or needs --yes. The catalog shipped in the package is
+    never modified; the written one is used by every command from then on, and by a running service from
+    its next cycle.
+    """
+    with runtime():
+        in_force = data_catalog_path()
+        target = target or in_force
+        try:
+            raw = catalog_refresh.read_source(source)
+            published = catalog_refresh.parse_published(raw)
+        except httpx.HTTPError as exc:
+            raise click.ClickException(f"cannot fetch {source}: {first_line(exc)}") from None
+        except OSError as exc:
+            raise click.ClickException(f"{exc.filename or source}: {exc.strerror or exc}") from None
+        except ValueError as exc:
+            raise click.ClickException(f"{source}: {first_line(exc)}") from None
+        current = _catalog_to_replace(target)
+        new = catalog_refresh.build_catalog(published, current, catalog_refresh.origin_of(source, raw))
+        diff = catalog_refresh.diff_catalogs(current, new)
+        click.echo(f"{source}: {len(new)} report types; compared with {_catalog_name(current)}")
+        for line in diff.lines():
+            click.echo(line)
+        if not diff:
+            click.echo(f"no changes: {target} not written")
+            return
+        if dry_run:
+            click.echo("dry run: nothing written")
+            return
+        if not yes:
+            if not sys.stdin.isatty():
+                raise InputError("not written: no terminal to ask on; run again with --yes to write it")
+            if not click.confirm(f"write {target}?", default=False):
+                click.echo("nothing written")
+                sys.exit(1)
+        try:
+            catalog_refresh.write_catalog(new, target)
+        except OSError as exc:
+            hint = " (set SS_DATA_DIR to a writable directory)" if target == in_force else ""
+            raise click.ClickException(f"cannot write {exc.filename or target}: {exc.strerror or exc}{hint}") from None
+        click.echo(f"written: {target} ({len(new)} report types)")
+        if target == in_force:
+            click.echo("used by every command from now on, and by a running service from its next cycle")
 
-    target = target or catalog_refresh.shipped_catalog_path()
-    try:
-        result, added, removed = catalog_refresh.refresh(source, target)
-    except httpx.HTTPError as exc:
-        raise click.ClickException(f"cannot fetch {source}: {exc}") from None
-    except OSError as exc:
-        raise click.ClickException(f"{exc.filename or source}: {exc.strerror or exc}") from None
-    except ValueError as exc:
-        raise click.ClickException(f"{source}: {exc}") from None
-    click.echo(f"{len(result)} report types written to {target}")
-    click.echo(f"added: {', '.join(added) or 'none'}")
-    click.echo(f"removed: {', '.join(removed) or 'none'}")
+
+def _catalog_to_replace(target: Path) -> Catalog:
+    """The catalog a refresh is compared with: the target file when it holds one, else the one in force."""
+    if target.exists():
+        try:
+            return load_catalog(target)
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            click.echo(f"{target} is not a usable catalog ({first_line(exc)}); compared with the one in use", err=True)
+    return load_catalog()
+
+
+def _catalog_name(catalog: Catalog) -> str:
+    where = str(catalog.path) if catalog.path else "the shipped catalog"
+    return f"{where} ({len(catalog)} types, {catalog.source.get('origin') or 'unknown origin'})"
 
 
 @click.command()
@@ -397,6 +448,7 @@ def prune(
             result = prune_events(
                 rt.require_db(),
                 days,
+                today=_today(),
                 dry_run=dry_run,
                 batch=batch or settings.retention_batch_rows,
                 ledger_days=settings.ledger_retention_days if ledger_older_than is None else ledger_older_than,

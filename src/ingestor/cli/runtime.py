@@ -1,6 +1,12 @@
 """What every command needs: settings, logging, signal handling, the shutdown bound, the database and the
 API client, opened in order and closed in reverse, with errors turned into one clear line and an exit
-code."""
+code.
+
+The database is opened one of two ways. Commands that write (``migrate`` and the ingesting ones) bring the
+schema up to date and grant the viewer role read access first. Read-only commands (``search``, ``status``,
+``types``, ``new``) only check that the schema is this version's and run in read-only sessions
+(``default_transaction_read_only``): they work under a role that may only SELECT, and cannot write even by
+mistake."""
 
 from __future__ import annotations
 
@@ -9,7 +15,7 @@ import logging
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
@@ -19,15 +25,19 @@ import click
 import psycopg
 
 from ingestor.api.client import DownloadLimits, RetryPolicy, ShadowserverClient
+from ingestor.catalog import configure_data_dir
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
-from ingestor.db.migrate import migrate
+from ingestor.db.migrate import check_schema, migrate
 from ingestor.errors import IngestorError
 from ingestor.logs import configure_logging
 from ingestor.redaction import REDACTOR, redact
 from ingestor.service.watchdog import ShutdownWatchdog
 
 log = logging.getLogger("ingestor.cli")
+
+READ_ONLY_SESSION = {"default_transaction_read_only": "on"}
+"""Session settings of the read-only commands: any write fails with PostgreSQL's read-only error."""
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -69,7 +79,7 @@ def make_client(settings: Settings, stop: threading.Event) -> ShadowserverClient
 
 
 @contextmanager
-def stop_on_signals(stop: threading.Event) -> Iterator[None]:
+def stop_on_signals(stop: threading.Event) -> Generator[None, None, None]:
     """SIGTERM/SIGINT request a clean stop; a second SIGINT interrupts at once."""
 
     def handler(signum: int, frame: FrameType | None) -> None:
@@ -95,13 +105,20 @@ def runtime(
     *,
     need_api: bool = False,
     need_db: bool = False,
+    read_only: bool = False,
     overrides: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
-) -> Iterator[Runtime]:
-    """Load settings (all problems at once), then open what the command needs."""
+) -> Generator[Runtime, None, None]:
+    """Load settings (all problems at once), then open what the command needs.
+
+    With ``need_db`` the schema is migrated (and the viewer granted), or with ``read_only`` checked only:
+    a schema behind or ahead of this version is then an error naming the fix, and every session of the
+    command is read-only.
+    """
     settings = load_settings(require_api=need_api, overrides=overrides)
     configure_logging(settings.log_level, settings.log_format)
     REDACTOR.add(*settings.secrets())
+    configure_data_dir(settings.data_dir)
     stop = stop or threading.Event()
     with stop_on_signals(stop):
         watchdog = ShutdownWatchdog(stop, settings.stop_timeout)
@@ -111,10 +128,13 @@ def runtime(
         try:
             if need_db:
                 rt.db = Database.from_settings(settings)
+                if read_only:
+                    rt.db.session.update(READ_ONLY_SESSION)  # before the first connection: the pool opens lazily
                 with rt.db.connect() as conn:  # a direct connection: an unreachable server fails at once
-                    applied = migrate(conn, settings.viewer_role)
-                for migration in applied:
-                    log.info("schema migrated to %04d_%s", migration.version, migration.name)
+                    if read_only:
+                        check_schema(conn)
+                    elif applied := migrate(conn, settings.viewer_role):
+                        log.info("schema migrated to %s", applied[-1].label)
             if need_api:
                 rt.client = make_client(settings, stop)
             yield rt

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import threading
 import weakref
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -147,7 +147,7 @@ class Database:
         return self._pool
 
     @contextmanager
-    def connection(self, timeout: float = 30.0) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, timeout: float = 30.0) -> Generator[psycopg.Connection[Any], None, None]:
         """Borrow a pooled autocommit connection; psycopg errors inside come out as ours (db/errors.py)."""
         try:
             with self.pool.connection(timeout=timeout) as conn:

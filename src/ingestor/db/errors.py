@@ -21,7 +21,7 @@ The original error is always chained (``raise ... from exc``); messages are one 
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 
 import psycopg
@@ -68,7 +68,7 @@ def translate(exc: psycopg.Error, *, stop: threading.Event | None = None, where:
 
 
 @contextmanager
-def wrap_exceptions(*, stop: threading.Event | None = None, where: str = "") -> Iterator[None]:
+def wrap_exceptions(*, stop: threading.Event | None = None, where: str = "") -> Generator[None, None, None]:
     """Re-raise psycopg errors inside the block as ours, chained to the original."""
     try:
         yield

@@ -146,7 +146,7 @@ class EventFilter:
 
     def describe(self) -> str:
         """A short human description of the active filters."""
-        parts = []
+        parts: list[str] = []
         if self.network is not None:
             parts.append(f"ip in {self.network}" if self.network.num_addresses > 1 else f"ip {self.network[0]}")
         if self.asns:

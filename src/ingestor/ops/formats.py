@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, TextIO
+from typing import Any, TextIO, cast
 
 from rich.console import Console
 from rich.table import Table
@@ -43,9 +43,11 @@ def json_value(value: Any) -> Any:
     if isinstance(value, Decimal):
         return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, Mapping):
-        return {str(k): json_value(v) for k, v in value.items()}
+        mapping = cast("Mapping[object, Any]", value)
+        return {str(k): json_value(v) for k, v in mapping.items()}
     if isinstance(value, list | tuple):
-        return [json_value(v) for v in value]
+        items = cast("Sequence[object]", value)
+        return [json_value(v) for v in items]
     return value
 
 

@@ -3,7 +3,7 @@ loader did not know), and, on request, what the API key is subscribed to and off
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import psycopg
 from psycopg.rows import dict_row
@@ -21,9 +21,9 @@ def collect_types(
         stored = {row["report_type"]: row for row in cursor.execute(QUERIES["rows_by_type"]).fetchall()}
         ledger = {row["report_type"]: row for row in cursor.execute(QUERIES["ledger_types"]).fetchall()}
     api = _api_inventory(client) if client is not None else None
-    offered = set(api["offered"]) if api else set()
+    offered: set[str] = set(api["offered"]) if api else set()
     names = sorted(set(catalog.types) | set(stored) | set(ledger) | offered)
-    types = []
+    types: list[dict[str, Any]] = []
     for name in names:
         entry = catalog.types.get(name)
         events = stored.get(name, {})
@@ -43,7 +43,7 @@ def collect_types(
         )
     unknown = [item["type"] for item in types if not item["in_catalog"] and (item["events"] or item["files"])]
     return {
-        "catalog": {"types": len(catalog), **catalog.source},
+        "catalog": {"types": len(catalog), **catalog.source, "file": str(catalog.path) if catalog.path else None},
         "types": types,
         "unknown_types": unknown,
         "api": api,
@@ -59,5 +59,6 @@ def _api_inventory(client: ShadowserverClient) -> dict[str, Any]:
 def _type_name(item: Any) -> str:
     """``reports/types`` answers names, or (with ``detail``) objects with a ``type`` key."""
     if isinstance(item, dict):
-        return str(item.get("type") or "")
+        entry = cast("dict[str, object]", item)
+        return str(entry.get("type") or "")
     return str(item)

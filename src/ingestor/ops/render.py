@@ -157,12 +157,13 @@ def render_types(data: dict[str, Any], console: Console, *, seen_only: bool = Fa
     """The report-type inventory as one table, then what the API said."""
     api = data["api"]
     columns = ["type", "family", "severity", "events", "last date", "files", "note"]
-    table = _table(f"report types (catalog: {data['catalog']['types']} types)", *columns, right=("events", "files"))
+    title = f"report types (catalog: {data['catalog']['types']} types, {data['catalog'].get('file') or 'shipped'})"
+    table = _table(title, *columns, right=("events", "files"))
     shown = 0
     for item in data["types"]:
         if seen_only and not (item["events"] or item["files"]):
             continue
-        notes = []
+        notes: list[str] = []
         if not item["in_catalog"]:
             notes.append("[yellow]not in the catalog[/]")
         if api is not None:

@@ -157,13 +157,16 @@ def prune(
     return result
 
 
-def apply_retention(db: Database, settings: Settings, *, stop: threading.Event | None = None) -> PruneResult | None:
+def apply_retention(
+    db: Database, settings: Settings, *, stop: threading.Event | None = None, today: date | None = None
+) -> PruneResult | None:
     """The configured retention (``RETENTION_DAYS`` > 0), as the service runs it; ``None`` when disabled."""
     if settings.retention_days <= 0:
         return None
     return prune(
         db,
         settings.retention_days,
+        today=today,
         batch=settings.retention_batch_rows,
         ledger_days=settings.ledger_retention_days,
         audit_days=settings.audit_retention_days,

@@ -122,7 +122,7 @@ def plan_nodes(conn: psycopg.Connection[Any], query_name: str, params: dict[str,
 
 def unknown_types(conn: psycopg.Connection[Any], catalog: Catalog, types: Iterable[str]) -> list[str]:
     """The names among ``types`` that neither the catalog nor the database knows (probably typos)."""
-    unknown = []
+    unknown: list[str] = []
     for name in types:
         if name in catalog:
             continue

@@ -1,8 +1,22 @@
 """Turn one CSV record into the typed common columns, the stored ``raw_data`` and the row's identity.
 
-The hash input is never altered: v1.0.0's recipe runs over the row exactly as ``csv.DictReader`` would
-have built it. Only the typed columns and ``raw_data`` are cleaned, and every cleaning is counted as an
-*anomaly* of the row (the row is kept). A row is *rejected* only when it cannot be stored at all.
+What is hashed: v1.0.0's recipe (``rowhash``) over the row as ``csv.DictReader`` would have built it from
+the file's text: header names as keys, the cells as received, ``None`` for the cells missing at the end
+of a short row (and a long row's extra cells, on which v1.0.0 crashed, under ``_extra_cells``). None of
+the cleaning below touches it: not the typing of the common columns, not the NUL removal from ``raw_data``.
+
+The one exception is text that is not UTF-8. Such bytes cannot be hashed as they are, so they are read as
+ISO-8859-1 (one character per byte, counted as ``invalid_utf8``) and the hash runs over that repaired
+text. That is still v1.0.0's hash wherever v1.0.0 could have made one: it decoded ``text/csv`` without a
+charset as ISO-8859-1, byte by byte, so a row of ASCII and such bytes (a Latin-1 file) hashes exactly as
+it did there; a row of valid non-ASCII UTF-8 gets v1.0.0's mojibake hash as well (``legacy_hash``, which
+the loader checks). A row that mixes valid multi-byte UTF-8 with invalid bytes matches neither (v1.0.0 read
+both as Latin-1) and, if v1.0.0 stored it, is stored once more: rare enough to accept. (Had the download
+host sent ``charset=utf-8``, v1.0.0 would have hashed U+FFFD for invalid bytes; which header it sends is
+unknown, seed-contract.md §5.)
+
+Only the typed columns and ``raw_data`` are cleaned, and every cleaning is counted as an *anomaly* of
+the row (the row is kept). A row is *rejected* only when it cannot be stored at all.
 
 Subject columns come from the report type's catalog entry; for a type the catalog does not know, or a
 file whose header lacks the catalog's subject IP column, from the same rule applied to the header.
@@ -157,7 +171,8 @@ class RowSerializer:
 
     The key part of the output is fixed per file, so it becomes a ``%``-template; each value goes through
     the same C escaper ``json`` uses (``encode_basestring_ascii``). Byte-identical to v1.0.0's
-    serialisation (a property test pins it), about three times faster.
+    serialisation (pinned by the Hypothesis tests in ``tests/unit/test_row_serializer.py``), about three
+    times faster.
     """
 
     def __init__(self, header: Sequence[str]) -> None:

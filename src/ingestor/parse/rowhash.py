@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
 _encode_sorted = json.JSONEncoder(sort_keys=True, default=str).encode
 
@@ -38,7 +38,8 @@ def legacy_latin1_row(row: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(value, str):
             return value.encode("utf-8", "surrogateescape").decode("latin-1")
         if isinstance(value, list):
-            return [garble(item) for item in value]
+            items = cast("list[object]", value)
+            return [garble(item) for item in items]
         return value
 
     return {garble(key): garble(value) for key, value in row.items()}

@@ -8,6 +8,8 @@
   and tries again every few seconds, then takes over as soon as the lock is free. Before every cycle
   the lock's connection is checked (a database restart drops the lock) and the lock taken again.
   After taking it, runs and files a dead process left open are closed as ``interrupted``.
+* Each cycle starts with the catalog in force: one refreshed by ``catalog refresh`` since the last
+  cycle is used from this one on, without a restart.
 * Nothing stops the loop but a stop request: an unreachable database or API, or a bug in a cycle, is
   logged, counted and shown by ``/health``, and the next cycle comes at the next interval.
 """
@@ -25,6 +27,7 @@ from datetime import date
 import psycopg
 
 from ingestor import audit, metrics
+from ingestor.catalog import load_catalog
 from ingestor.config import Settings
 from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
@@ -201,6 +204,7 @@ class Scheduler:
         self.state.cycle_started()
         kind = SCHEDULED
         try:
+            self.reload_catalog()
             kind, window = self.plan()
             result = self.ingestor.run(kind, window)
             record = CycleRecord(kind, result.status, utc_now(), result.error)
@@ -211,6 +215,15 @@ class Scheduler:
             record = self._failed(kind, f"unexpected {type(exc).__name__}: {first_line(exc)}")
         self.state.cycle_finished(record)
         return record
+
+    def reload_catalog(self) -> None:
+        """Use the catalog in force (``load_catalog()`` reads the data directory's file again only when it
+        changed, so this costs a ``stat`` per cycle)."""
+        catalog = load_catalog()
+        if catalog is not self.ingestor.catalog:
+            where = catalog.path or "the one shipped with the package"
+            log.info("catalog changed: using %s (%d report types) from this cycle on", where, len(catalog))
+            self.ingestor.catalog = catalog
 
     def apply_retention(self) -> PruneResult | None:
         """Prune events older than RETENTION_DAYS, after a cycle and at most every few hours; never raises."""

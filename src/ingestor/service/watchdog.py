@@ -48,12 +48,14 @@ class ShutdownWatchdog(threading.Thread):
         *,
         on_stop: Callable[[], object] | None = None,
         on_expire: Callable[[int], None] = force_exit,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         super().__init__(name="shutdown-watchdog", daemon=True)
         self.stop = stop
         self.bound = bound
         self.on_stop = on_stop
         self.on_expire = on_expire
+        self.clock = clock
         self.stop_requested_at: float | None = None
         self._done = threading.Event()
 
@@ -61,7 +63,7 @@ class ShutdownWatchdog(threading.Thread):
         while not self.stop.wait(0.5):  # woken by a stop, or by disarm() at the end of a command
             if self._done.is_set():
                 return
-        self.stop_requested_at = time.monotonic()
+        self.stop_requested_at = self.clock()
         if self._done.is_set():
             return
         if self.on_stop is not None:
@@ -69,7 +71,7 @@ class ShutdownWatchdog(threading.Thread):
                 self.on_stop()
             except Exception:  # the bound below still holds
                 log.exception("cancelling the running statements failed")
-        if self._done.wait(max(0.0, self.bound - (time.monotonic() - self.stop_requested_at))):
+        if self._done.wait(max(0.0, self.bound - (self.clock() - self.stop_requested_at))):
             return
         log.error(
             "shutdown did not finish within STOP_TIMEOUT_SECONDS=%s s; forcing exit (the open run is closed as"
@@ -82,7 +84,7 @@ class ShutdownWatchdog(threading.Thread):
         """Seconds since the stop request, if there was one."""
         if self.stop_requested_at is None:
             return None
-        return time.monotonic() - self.stop_requested_at
+        return self.clock() - self.stop_requested_at
 
     def disarm(self) -> None:
         """The clean path finished: do not fire."""

@@ -12,7 +12,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from ingestor.api.signing import verify_signature
 from ingestor.simulator.config import ApiKey
@@ -59,11 +59,12 @@ def handle_api(
     if api_method not in METHODS or (api_method == "reports/download" and not sim.config.legacy_download):
         return _error(404, "Not found")
     try:
-        request = json.loads(body)
+        decoded = json.loads(body)
     except ValueError:
         return _error(400, "Invalid JSON")
-    if not isinstance(request, dict):
+    if not isinstance(decoded, dict):
         return _error(400, "Invalid JSON")
+    request = cast("dict[str, Any]", decoded)
     signature = next((v for k, v in headers.items() if k.lower() == "hmac2"), None)
     apikey = request.get("apikey")
     key = sim.keys.get(apikey) if isinstance(apikey, str) else None
@@ -95,8 +96,10 @@ def _names(request: dict[str, Any], *fields: str) -> list[str] | None:
             value = request[name]
             if isinstance(value, str):
                 return [value]
-            if isinstance(value, list) and all(isinstance(v, str) for v in value):
-                return list(value)
+            if isinstance(value, list):
+                items = cast("list[object]", value)
+                if all(isinstance(v, str) for v in items):
+                    return [str(v) for v in items]
             raise ApiError(400, f"Invalid {name}")
     return None
 
@@ -225,12 +228,10 @@ def _matches(row: dict[str, str], report: Report, query: dict[str, Any]) -> bool
 def query(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
     if not key.query_permission:
         raise ApiError(412, "Precondition Failed: reports/query requires separate API permissions")
-    criteria = request.get("query")
-    if not isinstance(criteria, dict) or not any(a in criteria for a in FILTER_ATTRIBUTES):
-        raise ApiError(400, "No supported report filters found")
+    criteria = _criteria(request)
     if key.query_limit and key.query_count >= key.query_limit:
         raise ApiError(429, "Query limit exceeded")
-    merged = {**request, **{k: criteria[k] for k in ("date", "type") if k in criteria}}
+    merged: dict[str, Any] = {**request, **{k: criteria[k] for k in ("date", "type") if k in criteria}}
     limit = min(_int(request, "limit", 1000) or 1000, QUERY_MAX_RESULTS)
     page = max(_int(request, "page", 1) or 1, 1)
     offset = (page - 1) * limit
@@ -246,10 +247,16 @@ def query(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
     return list(itertools.islice(matching(), offset, min(offset + limit, QUERY_MAX_RESULTS)))
 
 
-def device_info(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
+def _criteria(request: dict[str, Any]) -> dict[str, Any]:
+    """The ``query`` object of a request; 400 unless it holds a supported filter."""
     criteria = request.get("query")
     if not isinstance(criteria, dict) or not any(a in criteria for a in FILTER_ATTRIBUTES):
         raise ApiError(400, "No supported report filters found")
+    return cast("dict[str, Any]", criteria)
+
+
+def device_info(sim: Simulator, key: ApiKey, request: dict[str, Any]) -> Any:
+    criteria = _criteria(request)
     scope = sim.config.scope
     networks: list[ipaddress.IPv4Network | ipaddress.IPv6Network] = [
         ipaddress.ip_network(n) for n in (*scope.ipv4, *scope.ipv6)

@@ -363,7 +363,7 @@ def _tag(ctx: ColumnContext, rng: random.Random) -> str | None:
 
 
 def _text(ctx: ColumnContext, rng: random.Random) -> str:
-    words = rng.sample(WORDS, 3)
+    words: list[str] = rng.sample(WORDS, 3)
     if ctx.non_ascii and rng.random() < 0.3:
         words.append("café")
     return " ".join(words)

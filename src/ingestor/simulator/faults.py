@@ -198,6 +198,7 @@ class Counters:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._api: Counter[tuple[str, int]] = Counter()
+        self._requested: Counter[str] = Counter()
         self._started: Counter[str] = Counter()
         self._completed: Counter[str] = Counter()
 
@@ -219,6 +220,16 @@ class Counters:
                 if (method is None or m == method) and (status is None or s == status)
             )
 
+    def record_request(self, report_id: str) -> None:
+        """Count a download request as it arrives, before any latency or answer."""
+        with self._lock:
+            self._requested[report_id] += 1
+
+    def downloads_requested(self, report_id: str | None = None) -> int:
+        """Download requests received, answered or not yet (a latency fault holds the answer back)."""
+        with self._lock:
+            return self._requested[report_id] if report_id else sum(self._requested.values())
+
     def downloads_started(self, report_id: str | None = None) -> int:
         with self._lock:
             return self._started[report_id] if report_id else sum(self._started.values())
@@ -231,6 +242,7 @@ class Counters:
     def reset(self) -> None:
         with self._lock:
             self._api.clear()
+            self._requested.clear()
             self._started.clear()
             self._completed.clear()
 

@@ -187,7 +187,7 @@ class ReportRenderer:
     def _combo(self, part: tuple[str, ...], pools: dict[str, list[str]], rng: random.Random) -> tuple[str, ...]:
         """One combination of a chunk's cells; geo, region and city of one side come from one place."""
         places: dict[str, tuple[str, str, str]] = {}
-        cells = []
+        cells: list[str] = []
         for column in part:
             linked = place_field(column)
             if linked is None:

@@ -35,7 +35,7 @@ TEMPLATES = {"scan": "scan_http", "event": "event4_sinkhole", "other": "blocklis
 def make_id(*parts: object) -> str:
     """A stable 50-character alphanumeric id derived from ``parts``."""
     number = int.from_bytes(hashlib.sha512("\x1f".join(map(str, parts)).encode()).digest(), "big")
-    chars = []
+    chars: list[str] = []
     for _ in range(ID_LENGTH):
         number, digit = divmod(number, len(ID_ALPHABET))
         chars.append(ID_ALPHABET[digit])
@@ -158,8 +158,9 @@ def read_records(path: Path) -> Generator[list[str], None, None]:
 
 
 def _first(records: Generator[list[str], None, None]) -> list[str]:
+    nothing: list[str] = []
     try:
-        return next(records, [])
+        return next(records, nothing)
     finally:
         records.close()
 

@@ -18,7 +18,7 @@ import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from ingestor.simulator.state import Simulator
@@ -61,7 +61,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "ShadowserverSimulator/1.0"
     timeout = IDLE_TIMEOUT
-    server: _Server
+    server: _Server  # pyright: ignore[reportIncompatibleVariableOverride]  (the handler's own server type)
 
     def do_GET(self) -> None:
         self._route("GET")
@@ -102,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _read_body(self) -> bytes:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
-            parts = []
+            parts: list[bytes] = []
             while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
                 parts.append(self.rfile.read(size))
                 self.rfile.readline()
@@ -188,9 +188,10 @@ class _Handler(BaseHTTPRequestHandler):
             self._send_json(200, sim.faults.as_json())
         elif name == "faults" and verb == "POST":
             try:
-                changes = json.loads(body or b"{}")
-                if not isinstance(changes, dict):
+                decoded = json.loads(body or b"{}")
+                if not isinstance(decoded, dict):
                     raise TypeError("expected a JSON object")
+                changes = cast("dict[str, Any]", decoded)
                 if changes.pop("clear", False):
                     sim.faults.clear()
                 sim.faults.update(**changes)

@@ -234,7 +234,8 @@ class Simulator:
         """The file's rows as dicts of strings keyed by its header (extra cells dropped)."""
         rows = read_records(self.path_of(report))
         try:
-            header = next(rows, [])
+            nothing: list[str] = []
+            header = next(rows, nothing)
             for cells in rows:
                 yield dict(zip(header, cells, strict=False))
         finally:
@@ -246,6 +247,8 @@ class Simulator:
         faults = self.faults.snapshot()
         if report is None or report_id in faults.gone_ids:
             return None
+        if not head:
+            self.counters.record_request(report_id)
         if not head and faults.download_latency > 0:
             time.sleep(faults.download_latency)
         fault = None if head else self.faults.take_download_fault(report.type)

@@ -1,0 +1,147 @@
+-- The whole current schema, in one place. `migrate` applies it to a database that has no ingestor tables
+-- yet, in one transaction, and records every migration in migrations/ as applied; a database written by
+-- v1.0.0 (or by an earlier version of this one) gets the migrations instead. Both must end identical:
+-- tests/integration/test_schema.py builds a database from this file and one from v1.0.0's own DDL plus
+-- every migration, and compares columns (order, types, defaults, nullability), constraints, indexes,
+-- functions, storage options and grants. A new migration therefore always comes with its change here.
+-- Why each table, column and index exists is told in the migration that introduced it.
+
+-- Applied migrations (written by `migrate`).
+CREATE TABLE ss_schema_migrations (
+  version INTEGER PRIMARY KEY,
+  name TEXT NOT NULL,
+  checksum TEXT NOT NULL,
+  applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
+
+-- One finding key per row: see 0004_finding_keys.sql.
+CREATE FUNCTION ss_finding_key(report_type TEXT, ip INET, port INTEGER, raw_data JSONB, event_hash TEXT)
+RETURNS TEXT
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+AS $$
+  SELECT COALESCE(
+    CASE
+      WHEN ip IS NULL THEN NULL
+      WHEN report_type ~ '^event[46]_' AND report_type <> 'event4_honeypot_ddos_target' THEN abbrev(ip)
+      ELSE abbrev(ip) || COALESCE('|' || port::text, '')
+    END,
+    CASE report_type
+      WHEN 'compromised_account' THEN NULLIF(raw_data ->> 'email', '')
+      WHEN 'ransomware_victim' THEN NULLIF(raw_data ->> 'entity_name', '')
+      WHEN 'sandbox_dns' THEN NULLIF(concat_ws('|', raw_data ->> 'md5', raw_data ->> 'request'), '')
+    END,
+    event_hash)
+$$;
+
+-- Events: v1.0.0's columns in v1.0.0's order (asn widened to BIGINT), then event_time and file_id.
+CREATE TABLE ss_events (
+  id BIGSERIAL PRIMARY KEY,
+  report_type TEXT NOT NULL,
+  report_date DATE NOT NULL,
+  ip INET,
+  port INTEGER,
+  asn BIGINT,
+  geo TEXT,
+  hostname TEXT,
+  tag TEXT,
+  severity TEXT,
+  raw_data JSONB NOT NULL,
+  event_hash TEXT NOT NULL,
+  ingested_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  event_time TIMESTAMPTZ,
+  file_id BIGINT);
+-- v1.0.0's unique key, by its v1.0.0 name, leading with the report date (0005).
+CREATE UNIQUE INDEX ss_events_report_type_report_date_event_hash_key
+  ON ss_events (report_date DESC NULLS LAST, report_type, event_hash);
+CREATE INDEX idx_ss_events_ip ON ss_events (ip);
+CREATE INDEX idx_ss_events_asn ON ss_events (asn);
+CREATE INDEX idx_ss_events_hostname ON ss_events (hostname);
+
+-- v1.0.0's per type-and-day counter.
+CREATE TABLE ss_reports (
+  report_id BIGSERIAL PRIMARY KEY,
+  report_type TEXT NOT NULL,
+  report_date DATE NOT NULL,
+  event_count BIGINT NOT NULL DEFAULT 0,
+  ingested_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  UNIQUE (report_type, report_date));
+
+-- The audit log: v1.0.0's columns (reports_found .. events_skipped nullable, as there), then ours.
+CREATE TABLE ss_ingestion_log (
+  id BIGSERIAL PRIMARY KEY,
+  run_started TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  run_finished TIMESTAMPTZ,
+  status TEXT NOT NULL DEFAULT 'running',
+  reports_found INTEGER DEFAULT 0,
+  events_ingested BIGINT DEFAULT 0,
+  events_skipped BIGINT DEFAULT 0,
+  error_message TEXT,
+  kind TEXT,
+  window_start DATE,
+  window_end DATE,
+  files_new INTEGER NOT NULL DEFAULT 0,
+  files_loaded INTEGER NOT NULL DEFAULT 0,
+  files_failed INTEGER NOT NULL DEFAULT 0,
+  rows_read BIGINT NOT NULL DEFAULT 0,
+  rows_duplicate BIGINT NOT NULL DEFAULT 0,
+  rows_rejected BIGINT NOT NULL DEFAULT 0,
+  bytes_downloaded BIGINT NOT NULL DEFAULT 0,
+  host TEXT,
+  pid INTEGER);
+
+-- The per-file ledger (0002).
+CREATE TABLE ss_report_files (
+  id BIGSERIAL PRIMARY KEY,
+  source TEXT NOT NULL,
+  source_key TEXT NOT NULL UNIQUE,
+  report_type TEXT NOT NULL,
+  report_date DATE NOT NULL,
+  file_name TEXT,
+  subscription TEXT,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  size_bytes BIGINT,
+  sha256 TEXT,
+  rows_read BIGINT NOT NULL DEFAULT 0,
+  rows_inserted BIGINT NOT NULL DEFAULT 0,
+  rows_duplicate BIGINT NOT NULL DEFAULT 0,
+  rows_rejected BIGINT NOT NULL DEFAULT 0,
+  anomalies JSONB NOT NULL DEFAULT '{}',
+  rejects JSONB NOT NULL DEFAULT '{}',
+  known_type BOOLEAN,
+  columns_unknown TEXT[],
+  columns_missing TEXT[],
+  error TEXT,
+  run_id BIGINT REFERENCES ss_ingestion_log (id) ON DELETE SET NULL,
+  first_listed_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  started_at TIMESTAMPTZ,
+  finished_at TIMESTAMPTZ,
+  download_seconds DOUBLE PRECISION,
+  load_seconds DOUBLE PRECISION,
+  CONSTRAINT ss_report_files_status CHECK (status IN ('pending', 'loading', 'loaded', 'failed', 'interrupted')));
+CREATE INDEX idx_ss_report_files_report_date ON ss_report_files (report_date);
+CREATE INDEX idx_ss_report_files_run_id ON ss_report_files (run_id);
+CREATE INDEX idx_ss_report_files_unfinished ON ss_report_files (status) WHERE status <> 'loaded';
+
+-- A sample of rejected rows per file (0002).
+CREATE TABLE ss_rejected_rows (
+  id BIGSERIAL PRIMARY KEY,
+  file_id BIGINT NOT NULL REFERENCES ss_report_files (id) ON DELETE CASCADE,
+  line INTEGER,
+  reason TEXT NOT NULL,
+  detail TEXT,
+  excerpt TEXT,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT NOW());
+CREATE INDEX idx_ss_rejected_rows_file_id ON ss_rejected_rows (file_id);
+
+-- Findings (0003, keyed by ss_finding_key and pointing at events by their unique key since 0004).
+CREATE TABLE ss_findings (
+  report_type TEXT NOT NULL,
+  finding_key TEXT NOT NULL,
+  first_seen DATE NOT NULL,
+  last_seen DATE NOT NULL,
+  times_seen BIGINT NOT NULL,
+  first_event_hash TEXT,
+  last_event_hash TEXT,
+  PRIMARY KEY (report_type, finding_key)
+) WITH (fillfactor = 90);
+CREATE INDEX idx_ss_findings_first_seen ON ss_findings (first_seen);

@@ -78,7 +78,7 @@ def start_simulator(rows: int, env: dict[str, str]) -> tuple[subprocess.Popen[st
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--clients", type=int, default=200)
     parser.add_argument("--requests", type=int, default=20, help="requests per client, one after the other")
     parser.add_argument("--rows", type=int, default=300_000, help="rows of the report the service loads")

@@ -34,6 +34,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -109,9 +111,9 @@ class Bench:
 
     def database(self, name: str) -> str:
         with psycopg.connect(self.server.admin_url(), autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-        url = psycopg.conninfo.make_conninfo(self.server.admin_url(), dbname=name)
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        url = make_conninfo(self.server.admin_url(), dbname=name)
         with psycopg.connect(url, autocommit=True) as conn:
             migrate(conn, viewer_role=None)
         return url
@@ -189,7 +191,7 @@ class Bench:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--only", choices=("zip", "endless", "line"))
     args = parser.parse_args()
     bench = Bench()

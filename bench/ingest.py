@@ -47,7 +47,7 @@ from ingestor.db.connect import EMBEDDED_SETTINGS
 from ingestor.db.embedded import EmbeddedPostgres
 from ingestor.db.migrate import migrate
 from ingestor.parse.batches import copy_line
-from ingestor.parse.csvfile import CsvProblem, ReportCsv
+from ingestor.parse.csvfile import CsvProblem, ReportCsv, cells_of
 from ingestor.parse.normalize import NormalizedRow, RowNormalizer
 from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorServer
 
@@ -265,7 +265,7 @@ class Bench:
         with path.open("rb") as stream:
             reader = ReportCsv(stream)
             normalize = RowNormalizer(self.catalog.types[self.args.type], reader.header)
-            rows = [normalize(cells) for cells in reader.records() if not isinstance(cells, CsvProblem)]
+            rows = [normalize(cells_of(cells)) for cells in reader.records() if not isinstance(cells, CsvProblem)]
         return [row for row in rows if isinstance(row, NormalizedRow)]
 
     def copy_lines(self, sim: Simulator) -> tuple[int, bytes]:
@@ -285,7 +285,7 @@ class Bench:
             for cells in reader.records():
                 if isinstance(cells, CsvProblem):
                     continue
-                row = normalize(cells)
+                row = normalize(cells_of(cells))
                 if isinstance(row, NormalizedRow):
                     copy_line(row)
                 count += 1

@@ -79,7 +79,7 @@ def measure(count: int, lines: int, rng: random.Random) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--items", type=int, nargs="+", default=[1_530, 100_000, 1_000_000])
     parser.add_argument("--lines", type=int, default=10_000, help="log lines redacted per size")
     args = parser.parse_args()

@@ -97,7 +97,8 @@ def test_spool_files_of_a_killed_process_are_removed_at_the_next_start_and_live_
     earlier, recent = work / "ss-report-old.csv", work / "ss-report-new.csv"  # an earlier version's, unlocked
     earlier.write_text("x")
     recent.write_text("x")
-    os.utime(earlier, (time.time() - 2 * 86_400,) * 2)
+    two_days_ago = time.time() - 2 * 86_400
+    os.utime(earlier, (two_days_ago, two_days_ago))
     with spool.open_spool(work) as live:  # another ingestor, alive, spooling right now
         assert spool.remove_stale(work) == 2
         assert not left.exists() and not earlier.exists()

@@ -202,7 +202,7 @@ def test_a_killed_postmaster_or_supervisor_is_replaced_and_the_service_gets_heal
         assert pid is not None
         seen = last_run_id(url)
         os.kill(pid, signal.SIGKILL)
-        wait_for(lambda: not alive(pid), f"the {victim} to die")  # noqa: B023
+        wait_for(lambda pid=pid: not alive(pid), f"the {victim} to die")
         wait_for(
             lambda: server_url(data_dir) == url and succeeded(url, service.pid, after_id=seen),  # noqa: B023
             f"a successful cycle on a server started again after the {victim} was killed",

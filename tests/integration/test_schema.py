@@ -14,8 +14,12 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from ingestor.config import load_settings
+from ingestor.db import partitions
+from ingestor.db.connect import Database
 from ingestor.db.migrate import available_migrations, check_schema, migrate
 from ingestor.errors import MigrationError, SchemaVersionError
+from ingestor.ops.partitioning import convert
 
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
@@ -123,6 +127,13 @@ def test_schema_sql_and_the_migrations_from_v1_and_from_nothing_build_the_same_d
             recorded = conn.execute("SELECT version, checksum FROM ss_schema_migrations ORDER BY 1").fetchall()
             assert recorded == [(m.version, m.checksum) for m in available_migrations()], way
             assert migrate(conn, viewer_role=role) == [], way
+            if way == "migrations from v1.0.0":  # a table holding events is partitioned by the command
+                settings = load_settings({"DATABASE_URL": url, "VIEWER_ROLE": role}, env_file=None)
+                with Database(url) as db:
+                    assert convert(db, settings).rows == 1
+                assert conn.execute("SELECT count(*) FROM ss_events").fetchone() == (1,)
+            for partition in partitions.partitions(conn):  # made by code from ss_events, per report date
+                conn.execute(sql.SQL("DROP TABLE {}").format(sql.Identifier(partition.name)))
             check_schema(conn)
             built[way] = describe(conn)
     reference = built["schema.sql"]

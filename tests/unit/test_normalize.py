@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ingestor.catalog import load_catalog
-from ingestor.parse.csvfile import CsvProblem, ReportCsv
+from ingestor.parse.csvfile import CsvProblem, ReportCsv, cells_of
 from ingestor.parse.normalize import (
     EXTRA_CELLS_KEY,
     Anomaly,
@@ -35,7 +35,7 @@ def v1_rows(data: bytes) -> list[dict[str, Any]]:
 def normalize_file(report_type: str, data: bytes) -> list[NormalizedRow | Rejection | CsvProblem]:
     reader = ReportCsv(io.BytesIO(data))
     normalizer = RowNormalizer(CATALOG.get(report_type, reader.header), reader.header)
-    return [record if isinstance(record, CsvProblem) else normalizer(record) for record in reader.records()]
+    return [record if isinstance(record, CsvProblem) else normalizer(cells_of(record)) for record in reader.records()]
 
 
 def one(report_type: str, data: bytes) -> NormalizedRow:
@@ -235,7 +235,7 @@ def test_oversized_rows_are_rejected_alone() -> None:
     data = b'"ip","banner"\n"192.0.2.1","' + b"x" * 5000 + b'"\n"192.0.2.2","ok"\n'
     reader = ReportCsv(io.BytesIO(data))
     normalizer = RowNormalizer(CATALOG.get("scan_http", reader.header), reader.header, max_row_chars=1000)
-    results = [normalizer(cells) for cells in reader.records() if not isinstance(cells, CsvProblem)]
+    results = [normalizer(cells_of(cells)) for cells in reader.records() if not isinstance(cells, CsvProblem)]
     assert isinstance(results[0], Rejection) and results[0].reason == Reject.ROW_TOO_LARGE
     assert isinstance(results[1], NormalizedRow) and results[1].ip == "192.0.2.2"
 

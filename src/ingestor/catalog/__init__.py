@@ -325,7 +325,9 @@ def _data_catalog(path: Path) -> Catalog | None:
 @cache
 def shipped_legacy() -> Legacy:
     """The older formats shipped with the package."""
-    return Legacy.from_dict(json.loads(resources.files(__package__).joinpath(LEGACY_FILE).read_text(encoding="utf-8")))
+    return Legacy.from_dict(
+        json.loads(resources.files("ingestor.catalog").joinpath(LEGACY_FILE).read_text(encoding="utf-8"))
+    )
 
 
 @cache

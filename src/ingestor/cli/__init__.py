@@ -48,7 +48,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import db, demo, ingest, service, simulate
+    from ingestor.cli import db, demo, events, ingest, service, simulate
 
     for command in (
         ingest.ping,
@@ -59,6 +59,7 @@ def _register() -> None:
         simulate.simulate,
         demo.demo,
         db.db,
+        events.events,
     ):
         main.add_command(command)
     from ingestor.cli import ops

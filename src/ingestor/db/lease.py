@@ -212,7 +212,7 @@ class ServerLease:
 
     def _warn_if_different(self, state: ServerState) -> None:
         """Say once per data dir when the running server was started with other settings than ours."""
-        differences = []
+        differences: list[str] = []
         running, ours = _listen_of(state.listen_host, state.port), _listen_of(self.config.listen_host, self.config.port)
         if running != ours:
             differences.append(f"EMBEDDED_DB_LISTEN={running} (here: {ours})")

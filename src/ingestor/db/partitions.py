@@ -72,7 +72,7 @@ def partitions(conn: psycopg.Connection[Any], parent: str = "ss_events") -> list
         " WHERE i.inhparent = to_regclass(%s) AND NOT i.inhdetachpending",
         (parent,),
     ).fetchall()
-    found = []
+    found: list[Partition] = []
     for name, bound in rows:
         match = _BOUND.search(bound or "")
         if match:
@@ -131,7 +131,7 @@ def ensure_range(
     conn: psycopg.Connection[Any], first: date, last: date, granularity: Granularity, *, parent: str = "ss_events"
 ) -> list[Partition]:
     """The partitions of every report date from ``first`` to ``last``, made where missing."""
-    made = []
+    made: list[Partition] = []
     for day in _period_starts(first, last, granularity):
         partition = ensure(conn, day, granularity, parent=parent)
         if partition is None:

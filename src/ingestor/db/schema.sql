@@ -32,9 +32,10 @@ AS $$
     event_hash)
 $$;
 
--- Events: v1.0.0's columns in v1.0.0's order (asn widened to BIGINT), then event_time and file_id.
+-- Events: v1.0.0's columns in v1.0.0's order (asn widened to BIGINT), then event_time and file_id;
+-- partitioned by report date (0007; db/partitions.py makes the partitions), so the primary key holds it.
 CREATE TABLE ss_events (
-  id BIGSERIAL PRIMARY KEY,
+  id BIGSERIAL NOT NULL,
   report_type TEXT NOT NULL,
   report_date DATE NOT NULL,
   ip INET,
@@ -48,7 +49,9 @@ CREATE TABLE ss_events (
   event_hash TEXT NOT NULL,
   ingested_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
   event_time TIMESTAMPTZ,
-  file_id BIGINT);
+  file_id BIGINT,
+  CONSTRAINT ss_events_pkey PRIMARY KEY (id, report_date)
+) PARTITION BY RANGE (report_date);
 -- v1.0.0's unique key, by its v1.0.0 name, leading with the report date (0005).
 CREATE UNIQUE INDEX ss_events_report_type_report_date_event_hash_key
   ON ss_events (report_date DESC NULLS LAST, report_type, event_hash);
@@ -87,6 +90,27 @@ CREATE TABLE ss_ingestion_log (
   bytes_downloaded BIGINT NOT NULL DEFAULT 0,
   host TEXT,
   pid INTEGER);
+CREATE INDEX idx_ss_ingestion_log_success ON ss_ingestion_log (run_finished) WHERE status = 'success';
+
+-- Prunes and other maintenance, out of the ingestion log IRIS Data Explorer shows (0006).
+CREATE TABLE ss_maintenance_log (
+  id BIGSERIAL PRIMARY KEY,
+  kind TEXT NOT NULL,
+  started_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
+  finished_at TIMESTAMPTZ,
+  status TEXT NOT NULL DEFAULT 'running',
+  cutoff DATE,
+  events_deleted BIGINT NOT NULL DEFAULT 0,
+  reports_deleted BIGINT NOT NULL DEFAULT 0,
+  files_deleted BIGINT NOT NULL DEFAULT 0,
+  runs_deleted BIGINT NOT NULL DEFAULT 0,
+  first_date DATE,
+  last_date DATE,
+  seconds DOUBLE PRECISION,
+  error TEXT,
+  host TEXT,
+  pid INTEGER);
+CREATE INDEX idx_ss_maintenance_log_started_at ON ss_maintenance_log (started_at);
 
 -- The per-file ledger (0002).
 CREATE TABLE ss_report_files (

@@ -94,7 +94,12 @@ class ServerConfig:
     @classmethod
     def from_json(cls, values: dict[str, Any]) -> ServerConfig:
         bindir = values.pop("bindir", None)
-        return cls(**{**values, "data_dir": Path(values["data_dir"]), "bindir": Path(bindir) if bindir else None})
+        fields: dict[str, Any] = {
+            **values,
+            "data_dir": Path(values["data_dir"]),
+            "bindir": Path(bindir) if bindir else None,
+        }
+        return cls(**fields)
 
 
 @dataclass(frozen=True)

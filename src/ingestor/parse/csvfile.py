@@ -74,6 +74,18 @@ class RecoveredRecord:
     cells: list[str]
 
 
+def _cells(line: str) -> list[str]:
+    """The cells of one physical line read as a record by itself (raises csv.Error)."""
+    for cells in csv.reader([line.rstrip("\r\n")]):
+        return cells
+    return []
+
+
+def cells_of(record: list[str] | RecoveredRecord) -> list[str]:
+    """The cells of a record, whether read whole or recovered from a runaway quoted field."""
+    return record.cells if isinstance(record, RecoveredRecord) else record
+
+
 class _Runaway(Exception):
     """Raised out of the line source when the record being read turns out to be a runaway."""
 
@@ -158,7 +170,7 @@ class ReportCsv:
         (first_line, first), *rest = self._record
         self._pending.extendleft(reversed(rest))
         try:
-            return RecoveredRecord(first_line, next(csv.reader([first.rstrip("\r\n")]), []))
+            return RecoveredRecord(first_line, _cells(first))
         except csv.Error as exc:
             return CsvProblem(first_line, str(exc))
 
@@ -228,6 +240,6 @@ class ReportCsv:
 
 def _cell_count(line: str) -> int:
     try:
-        return len(next(csv.reader([line.rstrip("\r\n")]), []))
+        return len(_cells(line))
     except csv.Error:
         return -1

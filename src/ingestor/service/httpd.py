@@ -55,7 +55,7 @@ class _Server(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         """Log a failed connection through our logger instead of printing a traceback to stderr."""
         exc = sys.exception()
-        peer = client_address[0] if isinstance(client_address, tuple) else client_address
+        peer = str(client_address[0] if isinstance(client_address, tuple) else client_address)  # pyright: ignore[reportUnknownArgumentType]
         if isinstance(exc, ConnectionError | TimeoutError):  # the client went away or stalled: routine
             log.debug("health server: connection from %s ended early: %s", peer, exc)
         else:

@@ -180,3 +180,15 @@ SELECT id, kind, status, started_at, finished_at, cutoff, events_deleted, report
 FROM ss_maintenance_log
 ORDER BY id DESC
 LIMIT %(limit)s;
+
+-- name: distinct_report_dates
+-- Every report date of ss_events, from the unique key (it leads with report_date) one index descent per
+-- date instead of a scan of every row (a "loose index scan").
+WITH RECURSIVE day AS (
+  (SELECT report_date FROM ss_events ORDER BY report_date DESC NULLS LAST LIMIT 1)
+  UNION ALL
+  SELECT (SELECT e.report_date FROM ss_events e WHERE e.report_date < day.report_date
+          ORDER BY e.report_date DESC NULLS LAST LIMIT 1)
+  FROM day WHERE day.report_date IS NOT NULL
+)
+SELECT report_date FROM day WHERE report_date IS NOT NULL;

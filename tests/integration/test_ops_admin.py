@@ -23,7 +23,8 @@ from fixtures.cli import invoke, query
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "shadowserver-schema" / "reports.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schema" / "reports.json"
+"""Shadowserver's published schema, pinned in the repository (see its SOURCE.md)."""
 TODAY = datetime.now(UTC).date()
 SIM_AGE = (TODAY - SIM_TODAY).days
 """Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""

@@ -10,7 +10,8 @@ import pytest
 from ingestor.catalog import Subject, family_of, load_catalog, severities_at_least, subject_from_columns
 from ingestor.catalog.refresh import build_catalog, refresh
 
-SCHEMA = Path(__file__).resolve().parents[2].parent / "shared" / "shadowserver-schema" / "reports.json"
+SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schema" / "reports.json"
+"""Shadowserver's published schema, pinned in the repository (see its SOURCE.md)."""
 
 
 def test_catalog_has_every_published_report_type() -> None:
@@ -110,6 +111,6 @@ def test_refresh_rebuilds_the_catalog_and_reports_changes(tmp_path: Path) -> Non
     assert catalog.types["scan_ssl"].default_severity == "info"
 
 
-def test_shipped_catalog_is_what_refresh_builds_from_the_shared_schema() -> None:
+def test_shipped_catalog_is_what_refresh_builds_from_the_pinned_schema() -> None:
     rebuilt = build_catalog(json.loads(SCHEMA.read_text()))
     assert rebuilt.to_dict()["types"] == load_catalog().to_dict()["types"]

@@ -1,6 +1,6 @@
 """Build the shipped catalog from Shadowserver's published ``reports.json``.
 
-    python -m ingestor.catalog.refresh --from ../shared/shadowserver-schema/reports.json
+    python -m ingestor.catalog.refresh --from tests/data/schema/reports.json
     python -m ingestor.catalog.refresh --from https://interchange.shadowserver.org/schema/reports.json
 
 Default severities are not part of ``reports.json``; they come from report_schema's ``types.md``

@@ -4,17 +4,23 @@
     python bench/ingest.py --full          1M-row report, RSS at 100k and 1M, scale on 5M stored rows
     python bench/ingest.py --smoke         tiny; fails only if the pipeline is broken (CI)
     python bench/ingest.py --json          machine-readable
+    PG_MAJOR=15 python bench/ingest.py     on another PostgreSQL major (tests/fixtures/pgdist.py fetches it);
+                                           PG_BINDIR=... or --database-url=... for a server of yours
 
 Everything is measured in the same run, on the same PostgreSQL server, so the ratios are comparable:
 
 1. reference  raw COPY of the same rows (pre-formatted) into an empty table with our columns and indexes
 2. fresh      ``shadowserver-ingestor backfill 0`` into an empty database (list, download, parse, normalise,
               hash, load, ledger, findings, audit)
-3. duplicates the same report again, re-downloaded (its ledger entry removed): every row a duplicate
-4. idle       a cycle with nothing new: API calls, downloads and seconds
-5. scale      fresh ingest into a table already holding --scale-rows rows
-6. peak RSS   of the ingesting process, at two report sizes
-7. CPU        Python parse + normalise + hash + format per row, in microseconds
+3. 2nd file   a second file of the same type and day with the same rows (as the ``-asn`` variant of a
+              ``-geo`` report carries), every row a duplicate, on tables never analysed (autovacuum is
+              off for the benchmark's tables): what a load sees before autovacuum has caught up, or
+              after a crash reset the statistics
+4. duplicates the first file again, re-downloaded (its ledger entry removed), after ANALYZE
+5. idle       a cycle with nothing new: API calls, downloads and seconds
+6. scale      fresh ingest into a table already holding --scale-rows rows
+7. peak RSS   of the ingesting process, at two report sizes
+8. CPU        Python parse + normalise + hash + format per row, in microseconds
 
 Throughput of the CLI runs is rows / run duration as recorded in ss_ingestion_log (process start-up and
 schema checks excluded; the whole run from listing to the audit row included).
@@ -49,6 +55,9 @@ from ingestor.parse.batches import copy_line
 from ingestor.parse.csvfile import ReportCsv
 from ingestor.parse.normalize import NormalizedRow, RowNormalizer
 from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures.pgdist import PgDistError, use_requested_major
 
 SCAN_SSL_30 = (
     "timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo", "region", "city", "naics",
@@ -118,6 +127,10 @@ def _int(value: str | None) -> int | None:
     return number if number is None or -(2**31) <= number < 2**31 else None
 
 
+TABLES = ("ss_events", "ss_findings", "ss_reports", "ss_report_files", "ss_ingestion_log")
+"""The tables a load reads; autovacuum is off for them in the measured database, so the statistics are
+the ones each measure sets up, not whatever autovacuum did in between."""
+
 EVENT_COLUMNS = (
     "report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time, raw_data, event_hash"
 )
@@ -164,9 +177,12 @@ class Bench:
 
     def start(self) -> None:
         if not self.admin_url:
+            use_requested_major()
             self.server = EmbeddedPostgres(self.base / "pgdata", db_name="postgres", settings=EMBEDDED_SETTINGS)
             self.server.start()
             self.admin_url = self.server.admin_url()
+        with psycopg.connect(self.admin_url) as conn:
+            (self.figures["server_version"],) = conn.execute("SHOW server_version").fetchone() or ("?",)
 
     def close(self) -> None:
         for name in self._databases:
@@ -253,6 +269,21 @@ class Bench:
             "download_seconds": timing[0] if timing else None,
             "load_seconds": timing[1] if timing else None,
         }
+
+    def stop_autovacuum(self, url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for table in TABLES:
+                conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(table)))
+
+    @staticmethod
+    def analysed(url: str) -> bool:
+        """Whether ss_events has statistics (ANALYZE or autovacuum ran on it)."""
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables"
+                " WHERE relname = 'ss_events'"
+            ).fetchone()
+        return bool(row and row[0])
 
     # ---- measurements ---------------------------------------------------------------------------
 
@@ -390,6 +421,7 @@ class Bench:
                 self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
 
             url = self.new_database("fresh")
+            self.stop_autovacuum(url)
             fresh_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(fresh_run, inserted=args.rows, what="fresh")
             if args.verbose:
@@ -397,13 +429,27 @@ class Bench:
             fresh = Measure("fresh ingest", args.rows, fresh_run["seconds"], "empty database, end to end")
             self.results.append(fresh)
 
+            first = sim.reports()[0]
+            sim.publish(first.type, first.date, variant="asn", seed=first.seed)  # the same rows, another file
+            assert not self.analysed(url), "ss_events has statistics before the second file"
+            downloads = sim.counters.downloads_started()
+            second_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
+            self._check(second_run, inserted=0, what="second file")
+            assert sim.counters.downloads_started() == downloads + 1, "the second file was not downloaded"
+            self.results.append(
+                Measure("2nd file no stats", args.rows, second_run["seconds"], "same type, day, rows; never analysed")
+            )
+
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM ss_report_files")
+                conn.execute("ANALYZE")
+                conn.execute("DELETE FROM ss_report_files WHERE file_name = %s", (first.file,))
             downloads = sim.counters.downloads_started()
             dup_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(dup_run, inserted=0, what="duplicates")
             assert sim.counters.downloads_started() == downloads + 1, "the duplicate run did not re-download"
-            self.results.append(Measure("duplicates", args.rows, dup_run["seconds"], "same file re-downloaded"))
+            self.results.append(
+                Measure("duplicates", args.rows, dup_run["seconds"], "same file re-downloaded, analysed")
+            )
 
             calls, downloads = sim.counters.api_calls(), sim.counters.downloads_started()
             idle_run = self.run_cli(url, server, "once")
@@ -461,6 +507,7 @@ class Bench:
         by_name = {m.name: m for m in self.results}
         reference = by_name["reference COPY"].rate
         fresh = by_name["fresh ingest"].rate
+        second = by_name["2nd file no stats"].rate
         rss = self.figures["rss_mb"]
         tree = self.figures["tree_rss_mb"]
         small, large = (rss[k] for k in sorted(rss))
@@ -488,6 +535,8 @@ class Bench:
                 if "v1.0.0 write path" in by_name
                 else None,
                 "dup/copy": round(by_name["duplicates"].rate / reference, 2),
+                "second/fresh": round(second / fresh, 2),
+                "second/copy": round(second / reference, 2),
                 "scale/fresh": round(by_name["scale ingest"].rate / fresh, 2),
                 "rss_growth": round(large / small - 1, 2) if small else None,
                 "tree_rss_growth": round(tree_large / tree_small - 1, 2) if tree_small else None,
@@ -498,13 +547,14 @@ class Bench:
 
     def print(self, summary: dict[str, Any]) -> None:
         print(
+            f"PostgreSQL {summary['server_version']}: "
             f"{summary['rows']:,} {summary['type']} rows, {summary['columns']} columns, "
             f"{summary['bytes_per_row']} bytes/row; Python parse+normalise+hash+format "
             f"{summary['cpu_us_per_row']} us/row"
         )
-        print(f"{'measure':<16} {'rows':>10} {'seconds':>9} {'rows/s':>9}  note")
+        print(f"{'measure':<18} {'rows':>10} {'seconds':>9} {'rows/s':>9}  note")
         for m in summary["measures"]:
-            print(f"{m['name']:<16} {m['rows']:>10,} {m['seconds']:>9.2f} {m['rows_per_s']:>9,}  {m['note']}")
+            print(f"{m['name']:<18} {m['rows']:>10,} {m['seconds']:>9.2f} {m['rows_per_s']:>9,}  {m['note']}")
         print(
             "peak RSS of the ingesting process: "
             + ", ".join(f"{k} rows: {v} MB" for k, v in summary["rss_mb"].items())
@@ -515,7 +565,8 @@ class Bench:
         if r["fresh/v1"] is not None:
             print(f"end to end {r['fresh/v1']}x v1.0.0's write path")
         print(
-            f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} scale/fresh={r['scale/fresh']} "
+            f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} second/fresh={r['second/fresh']} "
+            f"scale/fresh={r['scale/fresh']} "
             f"rss_mb={summary['rss_line']} tree_rss_mb={summary['tree_rss_line']} "
             f"idle_downloads={summary['idle_downloads']}"
         )
@@ -553,6 +604,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.run()
         summary = bench.summary()
+    except PgDistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         bench.close()
     if args.json:

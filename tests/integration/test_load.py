@@ -64,6 +64,7 @@ def load(
         )
 
 
+@pytest.mark.pg_matrix
 def test_load_inserts_every_row_then_nothing_twice(migrated_db_url: str) -> None:
     with psycopg.connect(migrated_db_url, autocommit=True) as conn:
         first = load(conn, SCAN)
@@ -266,6 +267,7 @@ def test_findings_ignore_ephemeral_client_ports_and_use_natural_keys_without_ip(
         assert findings == [("compromised_account", "a@example.org", 2), ("event4_sinkhole", "198.51.100.9", 2)]
 
 
+@pytest.mark.pg_matrix
 def test_the_duplicate_probe_stays_an_index_probe_per_row_whatever_the_statistics(migrated_db_url: str) -> None:
     """At 1M rows a plain EXISTS became a hash of the whole report day per batch (PostgreSQL 17+, stale stats)."""
     rows = b"".join(f'"2026-11-20 01:00:00Z","192.0.{i // 250}.{i % 250}",443\n'.encode() for i in range(3000))

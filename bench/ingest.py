@@ -14,13 +14,15 @@ Everything is measured in the same run, on the same PostgreSQL server, so the ra
               hash, load, ledger, findings, audit)
 3. 2nd file   a second file of the same type and day with the same rows (as the ``-asn`` variant of a
               ``-geo`` report carries), every row a duplicate, on tables never analysed (autovacuum is
-              off for the benchmark's tables): what a load sees before autovacuum has caught up, or
-              after a crash reset the statistics
+              off for the benchmark's tables): what a load sees after a crash reset the statistics, or
+              on a new database before autovacuum has caught up
 4. duplicates the first file again, re-downloaded (its ledger entry removed), after ANALYZE
 5. idle       a cycle with nothing new: API calls, downloads and seconds
-6. scale      fresh ingest into a table already holding --scale-rows rows
-7. peak RSS   of the ingesting process, at two report sizes
-8. CPU        Python parse + normalise + hash + format per row, in microseconds
+6. scale      fresh ingest into a table already holding --scale-rows rows (analysed)
+7. 2nd stale  then a second file of that type and day on top, statistics from before that day's first
+              file: the everyday case of a ``-asn`` file arriving before autovacuum's next visit
+8. peak RSS   of the ingesting process, at two report sizes
+9. CPU        Python parse + normalise + hash + format per row, in microseconds
 
 Throughput of the CLI runs is rows / run duration as recorded in ss_ingestion_log (process start-up and
 schema checks excluded; the whole run from listing to the audit row included).
@@ -429,20 +431,15 @@ class Bench:
             fresh = Measure("fresh ingest", args.rows, fresh_run["seconds"], "empty database, end to end")
             self.results.append(fresh)
 
-            first = sim.reports()[0]
-            sim.publish(first.type, first.date, variant="asn", seed=first.seed)  # the same rows, another file
             assert not self.analysed(url), "ss_events has statistics before the second file"
-            downloads = sim.counters.downloads_started()
-            second_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
-            self._check(second_run, inserted=0, what="second file")
-            assert sim.counters.downloads_started() == downloads + 1, "the second file was not downloaded"
+            second_run = self.second_file(url)
             self.results.append(
                 Measure("2nd file no stats", args.rows, second_run["seconds"], "same type, day, rows; never analysed")
             )
 
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("ANALYZE")
-                conn.execute("DELETE FROM ss_report_files WHERE file_name = %s", (first.file,))
+                conn.execute("DELETE FROM ss_report_files WHERE file_name = %s", (sim.reports()[0].file,))
             downloads = sim.counters.downloads_started()
             dup_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(dup_run, inserted=0, what="duplicates")
@@ -468,6 +465,7 @@ class Bench:
 
             scale_url = self.new_database("scale")
             prefill_seconds = self.prefill(scale_url, lines, count, args.scale_rows)
+            self.stop_autovacuum(scale_url)
             scale_run = self.run_cli(scale_url, server, "backfill", "0", "--until", self.day)
             self._check(scale_run, inserted=args.rows, what="scale")
             self.results.append(
@@ -477,6 +475,10 @@ class Bench:
                     scale_run["seconds"],
                     f"into {args.scale_rows:,} stored rows (prefill {prefill_seconds:.0f} s)",
                 )
+            )
+            stale_run = self.second_file(scale_url)
+            self.results.append(
+                Measure("2nd file stale", args.rows, stale_run["seconds"], "the same on top, analysed before the day")
             )
 
             small_sim, small_server = self.simulator(args.rss_rows)
@@ -496,6 +498,21 @@ class Bench:
             sim.close()
         return 0
 
+    def second_file(self, url: str) -> dict[str, Any]:
+        """Load a second file of the report's type and day with the same rows (an ``-asn`` variant beside the
+        ``-geo`` file), served by a simulator of its own so that the other measures see one file."""
+        sim, server = self.simulator(self.args.rows)
+        try:
+            first = sim.reports()[0]
+            sim.path_of(sim.publish(first.type, first.date, variant="asn", seed=first.seed))
+            run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
+            self._check(run, inserted=0, what="second file")
+            assert sim.counters.downloads_started() == 1, "the first file was downloaded again"
+        finally:
+            server.stop()
+            sim.close()
+        return run
+
     @staticmethod
     def _check(run: dict[str, Any], *, inserted: int, what: str) -> None:
         if run["inserted"] != inserted or run["rows_read"] != run["inserted"] + run["duplicates"]:
@@ -508,6 +525,7 @@ class Bench:
         reference = by_name["reference COPY"].rate
         fresh = by_name["fresh ingest"].rate
         second = by_name["2nd file no stats"].rate
+        stale = by_name["2nd file stale"].rate
         rss = self.figures["rss_mb"]
         tree = self.figures["tree_rss_mb"]
         small, large = (rss[k] for k in sorted(rss))
@@ -537,6 +555,7 @@ class Bench:
                 "dup/copy": round(by_name["duplicates"].rate / reference, 2),
                 "second/fresh": round(second / fresh, 2),
                 "second/copy": round(second / reference, 2),
+                "stale/scale": round(stale / by_name["scale ingest"].rate, 2),
                 "scale/fresh": round(by_name["scale ingest"].rate / fresh, 2),
                 "rss_growth": round(large / small - 1, 2) if small else None,
                 "tree_rss_growth": round(tree_large / tree_small - 1, 2) if tree_small else None,
@@ -566,7 +585,7 @@ class Bench:
             print(f"end to end {r['fresh/v1']}x v1.0.0's write path")
         print(
             f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} second/fresh={r['second/fresh']} "
-            f"scale/fresh={r['scale/fresh']} "
+            f"scale/fresh={r['scale/fresh']} stale/scale={r['stale/scale']} "
             f"rss_mb={summary['rss_line']} tree_rss_mb={summary['tree_rss_line']} "
             f"idle_downloads={summary['idle_downloads']}"
         )

@@ -70,11 +70,13 @@ def run_tests(row: Row, work: Path, pytest_args: list[str]) -> None:
     total, skipped = int(suite.get("tests", 0)), int(suite.get("skipped", 0))
     failed, errors = int(suite.get("failures", 0)), int(suite.get("errors", 0))
     row.tests = {"passed": total - skipped - failed - errors, "failed": failed + errors, "skipped": skipped}
-    row.failed_tests = [
-        f"{case.get('classname')}::{case.get('name')}"
-        for case in suite.iter("testcase")
-        if case.find("failure") is not None or case.find("error") is not None
-    ]
+    for case in suite.iter("testcase"):
+        problem = case.find("failure")
+        if problem is None:
+            problem = case.find("error")
+        if problem is not None:
+            message = (problem.get("message") or "").strip().splitlines()
+            row.failed_tests.append(f"{case.get('classname')}::{case.get('name')}: {message[0] if message else '?'}")
     if code != 0 and not row.failed_tests:
         row.errors.append(f"pytest exited {code}; see {log}")
 
@@ -117,7 +119,8 @@ def table(rows: list[Row]) -> str:
     """The Markdown table of the README."""
     header = [
         "major", "server", "plan tests passed / failed", "COPY rows/s", "fresh rows/s", "fresh / COPY",
-        "2nd file, no stats rows/s", "2nd file / fresh", "duplicates rows/s", "dup / COPY", "scale / fresh",
+        "2nd file, no stats rows/s", "2nd / fresh", "duplicates rows/s", "dup / COPY", "scale rows/s",
+        "scale / fresh", "2nd file, stale stats rows/s", "stale / scale", "minutes",
     ]  # fmt: skip
     lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---:" for _ in header) + "|"]
     for row in rows:
@@ -126,7 +129,8 @@ def table(rows: list[Row]) -> str:
         cells = [
             str(row.major), row.version, tests, rate(b, "reference COPY"), rate(b, "fresh ingest"),
             ratio(b, "fresh/copy"), rate(b, "2nd file no stats"), ratio(b, "second/fresh"), rate(b, "duplicates"),
-            ratio(b, "dup/copy"), ratio(b, "scale/fresh"),
+            ratio(b, "dup/copy"), rate(b, "scale ingest"), ratio(b, "scale/fresh"), rate(b, "2nd file stale"),
+            ratio(b, "stale/scale"), f"{row.seconds / 60:.1f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -139,6 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bench-arg", action="append", default=[], help="an extra argument for bench/ingest.py")
     parser.add_argument("--pytest-arg", action="append", default=[], help="an extra argument for pytest")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON instead of the table")
+    parser.add_argument("--save", type=Path, help="also write every figure as JSON to this file")
     args = parser.parse_args(argv)
     try:
         majors = [int(m) for m in args.majors.split(",") if m.strip()]
@@ -157,10 +162,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"PostgreSQL {row.version}: {status} in {row.seconds:.0f} s", file=sys.stderr, flush=True)
             for problem in [*row.failed_tests, *row.errors]:
                 print(f"  {problem}", file=sys.stderr)
+    figures = json.dumps([row.__dict__ for row in rows], indent=2)
+    if args.save:
+        args.save.write_text(figures + "\n")
     if args.json:
-        print(json.dumps([row.__dict__ for row in rows], indent=2))
+        print(figures)
     else:
-        print(f"\n{args.rows:,}-row scan_ssl report; rows/s from the run's own duration; COPY = the reference")
+        print(f"\n{args.rows:,}-row scan_ssl report; rows/s from the run's own duration; COPY = the reference;")
+        print("no stats = tables never analysed; stale stats = analysed before the day's first file")
         print(table(rows))
     return 0 if all(row.ok for row in rows) else 1
 

@@ -25,9 +25,12 @@ from fixtures.sim import SIM_TODAY, RunningSimulator
 MakeSim = Callable[..., RunningSimulator]
 SCHEMA = Path(__file__).resolve().parents[1] / "data" / "schema" / "reports.json"
 """Shadowserver's published schema, pinned in the repository (see its SOURCE.md)."""
-TODAY = datetime.now(UTC).date()
-SIM_AGE = (TODAY - SIM_TODAY).days
-"""Days from the simulator's fixed today to the real one (the CLI counts retention from the real today)."""
+
+
+def sim_age() -> int:
+    """Days from the simulator's fixed today to the real one (the CLI counts retention from the real today),
+    taken when a test runs, not when the module was imported, so a suite that crosses midnight UTC agrees."""
+    return (datetime.now(UTC).date() - SIM_TODAY).days
 
 
 def load_sim(url: str, sim: RunningSimulator, folder: Path) -> None:
@@ -71,7 +74,7 @@ def test_status_json_reports_runs_failures_unknown_types_and_rows(
         SIM_TODAY,
     )
 
-    result = invoke(url, "status", "--json", "--days", str(SIM_AGE + 2))
+    result = invoke(url, "status", "--json", "--days", str(sim_age() + 2))
 
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -105,7 +108,7 @@ def test_status_json_reports_runs_failures_unknown_types_and_rows(
 
 
 def test_status_for_people_is_tables(five_days: str) -> None:
-    result = invoke(five_days, "status", "--days", str(SIM_AGE + 1))
+    result = invoke(five_days, "status", "--days", str(sim_age() + 1))
     assert result.exit_code == 0
     for text in ("database", "latest runs", "import", "success", "events per report type", "scan_ssl"):
         assert text in result.stdout
@@ -209,7 +212,7 @@ def test_prune_dry_run_reports_what_would_go_and_changes_nothing(five_days: str)
         SIM_TODAY - timedelta(days=2),
     )
 
-    result = invoke(five_days, "prune", "--older-than", str(SIM_AGE + 2), "--dry-run", "--json")
+    result = invoke(five_days, "prune", "--older-than", str(sim_age() + 2), "--dry-run", "--json")
 
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
@@ -218,7 +221,7 @@ def test_prune_dry_run_reports_what_would_go_and_changes_nothing(five_days: str)
     assert data["events_by_date"] == {str(day): n for day, n in old}
     assert data["reports"] == 4 and data["run_id"] is None
     assert snapshot(five_days) == before
-    table = invoke(five_days, "prune", "--older-than", str(SIM_AGE + 2), "--dry-run")
+    table = invoke(five_days, "prune", "--older-than", str(sim_age() + 2), "--dry-run")
     assert "would delete 48 events" in table.stdout and "nothing was changed" in table.stdout
     assert snapshot(five_days) == before
 
@@ -259,7 +262,7 @@ def test_prune_removes_exactly_the_old_events_in_batches_and_keeps_findings(five
 
 
 def test_prune_cli_records_and_status_shows_it(five_days: str) -> None:
-    result = invoke(five_days, "prune", "--older-than", str(SIM_AGE + 1))
+    result = invoke(five_days, "prune", "--older-than", str(sim_age() + 1))
     assert result.exit_code == 0, result.stderr
     assert "deleted 72 events" in result.stdout
     status = json.loads(invoke(five_days, "status", "--json").stdout)
@@ -304,7 +307,7 @@ def test_one_prune_at_a_time(five_days: str) -> None:
         other.execute("SELECT pg_advisory_lock(%s)", (PRUNE_LOCK,))
         with Database(five_days) as db, pytest.raises(InstanceLockedError, match="another prune"):
             prune(db, 2, today=SIM_TODAY)
-        result = invoke(five_days, "prune", "--older-than", str(SIM_AGE + 2))
+        result = invoke(five_days, "prune", "--older-than", str(sim_age() + 2))
     assert result.exit_code == 3 and "another prune" in result.stderr
     assert query(five_days, "SELECT count(*) FROM ss_events") == [(120,)]
 
@@ -314,7 +317,7 @@ def test_automatic_retention_follows_the_settings(five_days: str) -> None:
         off = load_settings({"DATABASE_URL": five_days}, env_file=None)
         assert apply_retention(db, off) is None
         on = load_settings(
-            {"DATABASE_URL": five_days, "RETENTION_DAYS": str(SIM_AGE + 1), "RETENTION_BATCH_ROWS": "100"},
+            {"DATABASE_URL": five_days, "RETENTION_DAYS": str(sim_age() + 1), "RETENTION_BATCH_ROWS": "100"},
             env_file=None,
         )
         result = apply_retention(db, on)

@@ -2,6 +2,7 @@
 
     python bench/indexes.py                 100k scan_ssl-shaped rows (~750 B/row CSV)
     python bench/indexes.py --rows 20000    smaller
+    PG_MAJOR=15 python bench/indexes.py     on another PostgreSQL major (or PG_BINDIR=..., --database-url=...)
 
 Index sets: v1.0.0's nine (with the GIN index on raw_data), v1.0.0's without the GIN index, ours (the
 unique key, ip, asn, report_date, hostname), the primary and unique keys only, and ours plus the pg_trgm
@@ -72,8 +73,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--repeat", type=int, default=2, help="runs per index set; the best is shown")
+    parser.add_argument("--database-url", help="a server to use (a role that may CREATE DATABASE)")
     options = parser.parse_args(argv)
-    bench = Bench(parse_args(["--rows", str(options.rows)]))
+    server = ["--database-url", options.database_url] if options.database_url else []
+    bench = Bench(parse_args(["--rows", str(options.rows), *server]))
     results: list[dict[str, Any]] = []
     try:
         bench.start()

@@ -4,17 +4,25 @@
     python bench/ingest.py --full          1M-row report, RSS at 100k and 1M, scale on 5M stored rows
     python bench/ingest.py --smoke         tiny; fails only if the pipeline is broken (CI)
     python bench/ingest.py --json          machine-readable
+    PG_MAJOR=15 python bench/ingest.py     on another PostgreSQL major (tests/fixtures/pgdist.py fetches it);
+                                           PG_BINDIR=... or --database-url=... for a server of yours
 
 Everything is measured in the same run, on the same PostgreSQL server, so the ratios are comparable:
 
 1. reference  raw COPY of the same rows (pre-formatted) into an empty table with our columns and indexes
 2. fresh      ``shadowserver-ingestor backfill 0`` into an empty database (list, download, parse, normalise,
               hash, load, ledger, findings, audit)
-3. duplicates the same report again, re-downloaded (its ledger entry removed): every row a duplicate
-4. idle       a cycle with nothing new: API calls, downloads and seconds
-5. scale      fresh ingest into a table already holding --scale-rows rows
-6. peak RSS   of the ingesting process, at two report sizes
-7. CPU        Python parse + normalise + hash + format per row, in microseconds
+3. 2nd file   a second file of the same type and day with the same rows (as the ``-asn`` variant of a
+              ``-geo`` report carries), every row a duplicate, on tables never analysed (autovacuum is
+              off for the benchmark's tables): what a load sees after a crash reset the statistics, or
+              on a new database before autovacuum has caught up
+4. duplicates the first file again, re-downloaded (its ledger entry removed), after ANALYZE
+5. idle       a cycle with nothing new: API calls, downloads and seconds
+6. scale      fresh ingest into a table already holding --scale-rows rows (analysed)
+7. 2nd stale  then a second file of that type and day on top, statistics from before that day's first
+              file: the everyday case of a ``-asn`` file arriving before autovacuum's next visit
+8. peak RSS   of the ingesting process, at two report sizes
+9. CPU        Python parse + normalise + hash + format per row, in microseconds
 
 Throughput of the CLI runs is rows / run duration as recorded in ss_ingestion_log (process start-up and
 schema checks excluded; the whole run from listing to the audit row included).
@@ -50,6 +58,9 @@ from ingestor.parse.batches import copy_line
 from ingestor.parse.csvfile import CsvProblem, ReportCsv, cells_of
 from ingestor.parse.normalize import NormalizedRow, RowNormalizer
 from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorServer
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from fixtures.pgdist import PgDistError, use_requested_major
 
 SCAN_SSL_30 = (
     "timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo", "region", "city", "naics",
@@ -119,6 +130,10 @@ def _int(value: str | None) -> int | None:
     return number if number is None or -(2**31) <= number < 2**31 else None
 
 
+TABLES = ("ss_events", "ss_findings", "ss_reports", "ss_report_files", "ss_ingestion_log")
+"""The tables a load reads; autovacuum is off for them in the measured database, so the statistics are
+the ones each measure sets up, not whatever autovacuum did in between."""
+
 EVENT_COLUMNS = (
     "report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time, raw_data, event_hash"
 )
@@ -166,9 +181,12 @@ class Bench:
 
     def start(self) -> None:
         if not self.admin_url:
+            use_requested_major()
             self.server = EmbeddedPostgres(self.base / "pgdata", db_name="postgres", settings=EMBEDDED_SETTINGS)
             self.server.start()
             self.admin_url = self.server.admin_url()
+        with psycopg.connect(self.admin_url) as conn:
+            (self.figures["server_version"],) = conn.execute("SHOW server_version").fetchone() or ("?",)
 
     def close(self) -> None:
         for name in self._databases:
@@ -257,6 +275,21 @@ class Bench:
             "download_seconds": timing[0] if timing else None,
             "load_seconds": timing[1] if timing else None,
         }
+
+    def stop_autovacuum(self, url: str) -> None:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for table in TABLES:
+                conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(table)))
+
+    @staticmethod
+    def analysed(url: str) -> bool:
+        """Whether ss_events has statistics (ANALYZE or autovacuum ran on it)."""
+        with psycopg.connect(url) as conn:
+            row = conn.execute(
+                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables"
+                " WHERE relname = 'ss_events'"
+            ).fetchone()
+        return bool(row and row[0])
 
     # ---- measurements ---------------------------------------------------------------------------
 
@@ -398,6 +431,7 @@ class Bench:
                 self.results.append(self.v1_write_path(sim, min(args.v1_rows, args.rows)))
 
             url = self.new_database("fresh")
+            self.stop_autovacuum(url)
             fresh_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(fresh_run, inserted=args.rows, what="fresh")
             if args.verbose:
@@ -405,13 +439,22 @@ class Bench:
             fresh = Measure("fresh ingest", args.rows, fresh_run["seconds"], "empty database, end to end")
             self.results.append(fresh)
 
+            assert not self.analysed(url), "ss_events has statistics before the second file"
+            second_run = self.second_file(url)
+            self.results.append(
+                Measure("2nd file no stats", args.rows, second_run["seconds"], "same type, day, rows; never analysed")
+            )
+
             with psycopg.connect(url, autocommit=True) as conn:
-                conn.execute("DELETE FROM ss_report_files")
+                conn.execute("ANALYZE")
+                conn.execute("DELETE FROM ss_report_files WHERE file_name = %s", (sim.reports()[0].file,))
             downloads = sim.counters.downloads_started()
             dup_run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
             self._check(dup_run, inserted=0, what="duplicates")
             assert sim.counters.downloads_started() == downloads + 1, "the duplicate run did not re-download"
-            self.results.append(Measure("duplicates", args.rows, dup_run["seconds"], "same file re-downloaded"))
+            self.results.append(
+                Measure("duplicates", args.rows, dup_run["seconds"], "same file re-downloaded, analysed")
+            )
 
             calls, downloads = sim.counters.api_calls(), sim.counters.downloads_started()
             idle_run = self.run_cli(url, server, "once")
@@ -430,6 +473,7 @@ class Bench:
 
             scale_url = self.new_database("scale")
             prefill_seconds = self.prefill(scale_url, lines, count, args.scale_rows)
+            self.stop_autovacuum(scale_url)
             scale_run = self.run_cli(scale_url, server, "backfill", "0", "--until", self.day)
             self._check(scale_run, inserted=args.rows, what="scale")
             self.results.append(
@@ -439,6 +483,10 @@ class Bench:
                     scale_run["seconds"],
                     f"into {args.scale_rows:,} stored rows (prefill {prefill_seconds:.0f} s)",
                 )
+            )
+            stale_run = self.second_file(scale_url)
+            self.results.append(
+                Measure("2nd file stale", args.rows, stale_run["seconds"], "the same on top, analysed before the day")
             )
 
             small_sim, small_server = self.simulator(args.rss_rows)
@@ -458,6 +506,21 @@ class Bench:
             sim.close()
         return 0
 
+    def second_file(self, url: str) -> dict[str, Any]:
+        """Load a second file of the report's type and day with the same rows (an ``-asn`` variant beside the
+        ``-geo`` file), served by a simulator of its own so that the other measures see one file."""
+        sim, server = self.simulator(self.args.rows)
+        try:
+            first = sim.reports()[0]
+            sim.path_of(sim.publish(first.type, first.date, variant="asn", seed=first.seed))
+            run = self.run_cli(url, server, "backfill", "0", "--until", self.day)
+            self._check(run, inserted=0, what="second file")
+            assert sim.counters.downloads_started() == 1, "the first file was downloaded again"
+        finally:
+            server.stop()
+            sim.close()
+        return run
+
     @staticmethod
     def _check(run: dict[str, Any], *, inserted: int, what: str) -> None:
         if run["inserted"] != inserted or run["rows_read"] != run["inserted"] + run["duplicates"]:
@@ -469,6 +532,8 @@ class Bench:
         by_name = {m.name: m for m in self.results}
         reference = by_name["reference COPY"].rate
         fresh = by_name["fresh ingest"].rate
+        second = by_name["2nd file no stats"].rate
+        stale = by_name["2nd file stale"].rate
         rss = self.figures["rss_mb"]
         tree = self.figures["tree_rss_mb"]
         small, large = (rss[k] for k in sorted(rss))
@@ -496,6 +561,9 @@ class Bench:
                 if "v1.0.0 write path" in by_name
                 else None,
                 "dup/copy": round(by_name["duplicates"].rate / reference, 2),
+                "second/fresh": round(second / fresh, 2),
+                "second/copy": round(second / reference, 2),
+                "stale/scale": round(stale / by_name["scale ingest"].rate, 2),
                 "scale/fresh": round(by_name["scale ingest"].rate / fresh, 2),
                 "rss_growth": round(large / small - 1, 2) if small else None,
                 "tree_rss_growth": round(tree_large / tree_small - 1, 2) if tree_small else None,
@@ -506,13 +574,14 @@ class Bench:
 
     def print(self, summary: dict[str, Any]) -> None:
         print(
+            f"PostgreSQL {summary['server_version']}: "
             f"{summary['rows']:,} {summary['type']} rows, {summary['columns']} columns, "
             f"{summary['bytes_per_row']} bytes/row; Python parse+normalise+hash+format "
             f"{summary['cpu_us_per_row']} us/row"
         )
-        print(f"{'measure':<16} {'rows':>10} {'seconds':>9} {'rows/s':>9}  note")
+        print(f"{'measure':<18} {'rows':>10} {'seconds':>9} {'rows/s':>9}  note")
         for m in summary["measures"]:
-            print(f"{m['name']:<16} {m['rows']:>10,} {m['seconds']:>9.2f} {m['rows_per_s']:>9,}  {m['note']}")
+            print(f"{m['name']:<18} {m['rows']:>10,} {m['seconds']:>9.2f} {m['rows_per_s']:>9,}  {m['note']}")
         print(
             "peak RSS of the ingesting process: "
             + ", ".join(f"{k} rows: {v} MB" for k, v in summary["rss_mb"].items())
@@ -523,7 +592,8 @@ class Bench:
         if r["fresh/v1"] is not None:
             print(f"end to end {r['fresh/v1']}x v1.0.0's write path")
         print(
-            f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} scale/fresh={r['scale/fresh']} "
+            f"fresh/copy={r['fresh/copy']} dup/copy={r['dup/copy']} second/fresh={r['second/fresh']} "
+            f"scale/fresh={r['scale/fresh']} stale/scale={r['stale/scale']} "
             f"rss_mb={summary['rss_line']} tree_rss_mb={summary['tree_rss_line']} "
             f"idle_downloads={summary['idle_downloads']}"
         )
@@ -561,6 +631,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         bench.run()
         summary = bench.summary()
+    except PgDistError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         bench.close()
     if args.json:

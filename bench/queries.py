@@ -3,6 +3,7 @@
     .venv/bin/python bench/queries.py                  # 5,000,000 events in a fresh embedded PostgreSQL
     .venv/bin/python bench/queries.py --rows 20000     # a few seconds (CI)
     DATABASE_URL=postgresql://... .venv/bin/python bench/queries.py --rows 1000000   # an empty external db
+    PG_MAJOR=15 .venv/bin/python bench/queries.py      # the embedded server of another major (or PG_BINDIR=...)
 
 The data: ``--days`` report dates (default 30) ending today; each day P = rows/days events, one per
 "subject" (report type + IP + port). The subjects of a day are a sliding window: 2 % of them are new
@@ -420,6 +421,10 @@ def database(keep: bool) -> Iterator[str]:
         return
     from ingestor.db.embedded import EmbeddedPostgres
 
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from fixtures.pgdist import use_requested_major
+
+    use_requested_major()
     base = Path(tempfile.mkdtemp(prefix="ssi-bench-"))
     base.chmod(0o755)
     server = EmbeddedPostgres(base / "pgdata", db_name="bench", settings={**EMBEDDED_SETTINGS, "fsync": "off"})

@@ -65,6 +65,7 @@ def load(
         )
 
 
+@pytest.mark.pg_matrix
 def test_load_inserts_every_row_then_nothing_twice(migrated_db_url: str) -> None:
     with psycopg.connect(migrated_db_url, autocommit=True) as conn:
         first = load(conn, SCAN)

@@ -26,6 +26,8 @@ from ingestor.ops.search import new_params, plan_nodes
 
 from fixtures.pg import PgServer
 
+pytestmark = pytest.mark.pg_matrix  # plans differ between majors: run on each (./run matrix)
+
 BENCH = Path(__file__).resolve().parents[2] / "bench" / "queries.py"
 TODAY = date(2026, 11, 20)
 ROWS = 150_000

@@ -31,6 +31,7 @@ def harness(migrated_db_url: str) -> Iterator[Callable[..., Harness]]:
         h.close()
 
 
+@pytest.mark.pg_matrix
 def test_backfill_loads_every_row_then_a_second_run_downloads_and_inserts_nothing(
     make_simulator: MakeSim, harness: Callable[..., Harness]
 ) -> None:
@@ -58,6 +59,7 @@ def test_backfill_loads_every_row_then_a_second_run_downloads_and_inserts_nothin
     assert h.query("SELECT count(*) FROM ss_events") == [(expected_rows,)]
 
 
+@pytest.mark.pg_matrix
 def test_report_date_is_the_files_own_date_and_lookback_catches_late_files(
     make_simulator: MakeSim, harness: Callable[..., Harness]
 ) -> None:

@@ -29,6 +29,7 @@ from ingestor.db.embedded import find_pg_bindir
 from ingestor.db.migrate import migrate
 
 from fixtures.pg import PgServer, make_partitions
+from fixtures.pgdist import client_bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 INIT_SCRIPT = ROOT / "docker" / "initdb" / "10-roles.sh"
@@ -219,7 +220,7 @@ def test_the_init_script_creates_roles_that_migrate_write_and_read_only(
     suffix = uuid.uuid4().hex[:8]
     ingestor, viewer = f"ingestor_{suffix}", f"viewer_{suffix}"
     env = {
-        "PATH": f"{find_pg_bindir()}{os.pathsep}{os.environ['PATH']}",
+        "PATH": f"{client_bindir(find_pg_bindir())}{os.pathsep}{os.environ['PATH']}",
         "PGHOST": query.get("host", parts.hostname or ""),
         "PGPORT": query.get("port", str(parts.port or 5432)),
         "POSTGRES_USER": parts.username or "postgres",

@@ -26,6 +26,7 @@ from fixtures.sim import SIM_TODAY, RunningSimulator
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 MakeSim = Callable[..., RunningSimulator]
+pytestmark = pytest.mark.pg_matrix  # partitions, DETACH CONCURRENTLY and the conversion differ by major
 
 
 def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:

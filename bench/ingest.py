@@ -42,7 +42,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ingestor.catalog import load_catalog
+from ingestor.db import partitions
 from ingestor.db.connect import EMBEDDED_SETTINGS
 from ingestor.db.embedded import EmbeddedPostgres
 from ingestor.db.migrate import migrate
@@ -182,7 +183,8 @@ class Bench:
     def start(self) -> None:
         if not self.admin_url:
             use_requested_major()
-            self.server = EmbeddedPostgres(self.base / "pgdata", db_name="postgres", settings=EMBEDDED_SETTINGS)
+            settings = {**EMBEDDED_SETTINGS, "autovacuum": "off"}  # every measure sets up its own statistics
+            self.server = EmbeddedPostgres(self.base / "pgdata", db_name="postgres", settings=settings)
             self.server.start()
             self.admin_url = self.server.admin_url()
         with psycopg.connect(self.admin_url) as conn:
@@ -277,8 +279,12 @@ class Bench:
         }
 
     def stop_autovacuum(self, url: str) -> None:
+        """Autovacuum off for the tables a load reads (and the partitions of ss_events made so far; the
+        benchmark's own server runs without autovacuum at all, so partitions made later stay unanalysed too)."""
         with psycopg.connect(url, autocommit=True) as conn:
-            for table in TABLES:
+            tables = [t for t in TABLES if t != "ss_events" or not partitions.is_partitioned(conn)]
+            tables += [p.name for p in partitions.partitions(conn)]
+            for table in tables:
                 conn.execute(sql.SQL("ALTER TABLE {} SET (autovacuum_enabled = off)").format(sql.Identifier(table)))
 
     @staticmethod
@@ -286,8 +292,8 @@ class Bench:
         """Whether ss_events has statistics (ANALYZE or autovacuum ran on it)."""
         with psycopg.connect(url) as conn:
             row = conn.execute(
-                "SELECT last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL FROM pg_stat_user_tables"
-                " WHERE relname = 'ss_events'"
+                "SELECT bool_or(last_analyze IS NOT NULL OR last_autoanalyze IS NOT NULL) FROM pg_stat_user_tables"
+                " WHERE relname = 'ss_events' OR relname LIKE 'ss\\_events\\_p%%'"
             ).fetchone()
         return bool(row and row[0])
 
@@ -391,6 +397,8 @@ class Bench:
             for name, _ in indexes:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
             copies = max(1, -(-target // rows))
+            first = date.fromisoformat(self.day) - timedelta(days=copies)
+            partitions.ensure_range(conn, first, date.fromisoformat(self.day), "month")
             for day in range(1, copies + 1):
                 conn.execute(
                     "INSERT INTO ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag,"
@@ -400,11 +408,11 @@ class Bench:
                     " FROM seed LIMIT %s",
                     (day, day, day, min(rows, target - (day - 1) * rows)),
                 )
-            for _, definition in indexes:
-                conn.execute(definition)  # type: ignore[arg-type]
+            for _, definition in indexes:  # a partitioned table's index covers its partitions'
+                conn.execute(definition.replace(" ON ONLY ", " ON "))  # type: ignore[arg-type]
             conn.execute(
                 "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen)"
-                " SELECT report_type, abbrev(ip) || '|' || COALESCE(port::text, ''), MIN(report_date),"
+                " SELECT report_type, ss_finding_key(report_type, ip, port, raw_data, event_hash), MIN(report_date),"
                 " MAX(report_date), COUNT(*) FROM ss_events GROUP BY 1, 2"
             )
             conn.execute("VACUUM ANALYZE ss_events")

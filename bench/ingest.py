@@ -31,10 +31,7 @@ schema checks excluded; the whole run from listing to the audit row included).
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import io
-import itertools
 import json
 import os
 import shutil
@@ -62,6 +59,7 @@ from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorSe
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from fixtures.pgdist import PgDistError, use_requested_major
+from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 SCAN_SSL_30 = (
     "timestamp", "severity", "ip", "protocol", "port", "hostname", "tag", "asn", "geo", "region", "city", "naics",
@@ -117,19 +115,6 @@ runpy.run_module("ingestor", run_name="__main__")
 """Runs the CLI and records its peak RSS: VmHWM of the process itself (which starts afresh at exec, unlike
 ru_maxrss), and the largest sum of RSS over the process and its descendants (its parse worker), sampled
 every 50 ms."""
-
-V1_SCHEMA = (Path(__file__).resolve().parents[1] / "src/ingestor/db/migrations/0001_v1_baseline.sql").read_text()
-"""v1.0.0's exact schema, which is our first migration."""
-
-
-def _int(value: str | None) -> int | None:
-    """v1.0.0's int() of a column; values an INTEGER cannot hold become NULL here (v1.0.0 lost the report)."""
-    try:
-        number = int(value) if value else None
-    except ValueError:
-        return None
-    return number if number is None or -(2**31) <= number < 2**31 else None
-
 
 TABLES = ("ss_events", "ss_findings", "ss_reports", "ss_report_files", "ss_ingestion_log")
 """The tables a load reads; autovacuum is off for them in the measured database, so the statistics are
@@ -352,35 +337,16 @@ class Bench:
         ``csv.DictReader`` over the decoded text, one ``INSERT ... ON CONFLICT DO NOTHING`` per row, one
         commit per file (seed-contract.md §9), with psycopg 3 instead of psycopg2."""
         url = self.new_database("v1", migrated=False)
-        text = sim.path_of(sim.reports()[0]).read_text(encoding="utf-8")
-        records = list(itertools.islice(csv.DictReader(io.StringIO(text)), rows))
-        day = sim.reports()[0].date
+        lines = sim.path_of(sim.reports()[0]).read_bytes().splitlines(keepends=True)[: rows + 1]
         with psycopg.connect(url) as conn:
             conn.execute(V1_SCHEMA)  # type: ignore[arg-type]
             conn.commit()
             started = time.monotonic()
-            for row in records:
-                conn.execute(
-                    "INSERT INTO ss_events (report_type, report_date, ip, port, asn, geo, hostname, tag, severity,"
-                    " raw_data, event_hash) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                    " ON CONFLICT (report_type, report_date, event_hash) DO NOTHING",
-                    (
-                        self.args.type,
-                        day,
-                        row.get("ip") or None,
-                        _int(row.get("port")),
-                        _int(row.get("asn")),
-                        row.get("geo") or None,
-                        row.get("hostname") or None,
-                        row.get("tag") or None,
-                        row.get("severity") or None,
-                        json.dumps(row),
-                        hashlib.sha256(json.dumps(row, sort_keys=True, default=str).encode()).hexdigest(),
-                    ),
-                )
+            inserted, skipped = v1_insert_file(conn, self.args.type, sim.reports()[0].date, b"".join(lines), "utf-8")
             conn.commit()
             seconds = time.monotonic() - started
-        return Measure("v1.0.0 write path", len(records), seconds, "per-row INSERT into v1.0.0's schema")
+        records = inserted + skipped
+        return Measure("v1.0.0 write path", records, seconds, "per-row INSERT into v1.0.0's schema")
 
     def prefill(self, url: str, lines: bytes, rows: int, target: int) -> float:
         """Fill ss_events with ``target`` rows shaped like the report's, on earlier dates (indexes rebuilt)."""

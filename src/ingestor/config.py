@@ -30,13 +30,13 @@ from pydantic import (
     model_validator,
 )
 
+from ingestor.catalog import TYPE_NAME
 from ingestor.errors import ConfigError
 
 SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL", "VIEWER_PASSWORD")
 """Variables that may be given as ``<NAME>_FILE`` (Docker secrets)."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
-_TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
 
 CsvList = Annotated[list[str], Field(default_factory=list)]
 
@@ -152,7 +152,7 @@ class Settings(BaseModel):
     @field_validator("report_types")
     @classmethod
     def _type_names(cls, value: list[str]) -> list[str]:
-        bad = [name for name in value if not _TYPE_NAME.match(name)]
+        bad = [name for name in value if not TYPE_NAME.match(name)]
         if bad:
             raise ValueError(f"not report type names: {', '.join(bad)}")
         return value

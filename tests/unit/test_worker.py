@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,11 @@ def test_the_worker_inherits_no_secret_from_the_environment(monkeypatch: pytest.
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-4711")
     worker = ParseWorker()
     try:
+        # between fork and exec the child still holds our environment: read it once it runs the worker
+        deadline = time.monotonic() + 30
+        while b"ingestor.parse.worker" not in Path(f"/proc/{worker.pid}/cmdline").read_bytes():
+            assert time.monotonic() < deadline, "the worker did not start"
+            time.sleep(0.01)
         environ = Path(f"/proc/{worker.pid}/environ").read_bytes().split(b"\0")
     finally:
         worker.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -35,6 +36,12 @@ log = logging.getLogger(__name__)
 
 SUBJECT_PREFIXES = ("", "src_", "dst_", "http_referer_")
 """Column prefixes that can name a row's subject; the first ``<prefix>ip`` column in order wins."""
+
+TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
+"""What a report type's name may be (report types use underscores, never hyphens: see the file names)."""
+
+MAX_ASN = 4_294_967_295
+"""The largest AS number (4-byte ASNs)."""
 
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 """Shadowserver's severity levels, most severe first."""

@@ -242,8 +242,10 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
     """
     filters = _filters(**values)
     until = until or _today()
-    if since > until:
-        raise InputError(f"--since {since} is after --until {until}")
+    try:
+        flt.check_window(since, until)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
     with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
         db = rt.require_db()

@@ -31,7 +31,7 @@ from ingestor.db.connect import Database
 from ingestor.db.migrate import check_schema, migrate
 from ingestor.errors import IngestorError
 from ingestor.logs import configure_logging
-from ingestor.redaction import REDACTOR, redact
+from ingestor.redaction import REDACTOR, first_line, redact
 from ingestor.service.watchdog import ShutdownWatchdog
 
 log = logging.getLogger("ingestor.cli")
@@ -158,7 +158,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
             sys.exit(exc.exit_code)
         except psycopg.Error as exc:
             click.echo(
-                f"error: database: {redact(str(exc).strip().splitlines()[0] if str(exc) else type(exc).__name__)}",
+                f"error: database: {first_line(exc)}",
                 err=True,
             )
             sys.exit(1)

@@ -20,13 +20,11 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any
 
-from ingestor.catalog import SEVERITIES, severities_at_least
+from ingestor.catalog import MAX_ASN, SEVERITIES, TYPE_NAME, severities_at_least
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-MAX_ASN = 4_294_967_295
 _HOSTNAME = re.compile(r"^(\*\.)?[a-z0-9_]([a-z0-9_.-]*[a-z0-9_])?\.?$")
-_TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
 _RELATIVE_DAYS = re.compile(r"^(\d{1,5})d$")
 
 
@@ -62,7 +60,7 @@ def parse_hostname(value: str) -> tuple[str | None, str | None]:
 
 def parse_type_name(value: str) -> str:
     text = value.strip()
-    if not _TYPE_NAME.match(text):
+    if not TYPE_NAME.match(text):
         raise ValueError(f"not a report type name (lowercase letters, digits, underscores): {value!r}")
     return text
 
@@ -104,6 +102,12 @@ def contains_pattern(text: str) -> str:
     return "%" + like_escape(text) + "%"
 
 
+def check_window(since: date | None, until: date | None) -> None:
+    """Refuse a report-date window that ends before it starts (ValueError, one line)."""
+    if since and until and since > until:
+        raise ValueError(f"--since {since} is after --until {until}")
+
+
 @dataclass(frozen=True)
 class EventFilter:
     """The filters of ``search`` and ``new``; all given ones must match."""
@@ -120,8 +124,7 @@ class EventFilter:
     text: str | None = None
 
     def __post_init__(self) -> None:
-        if self.since and self.until and self.since > self.until:
-            raise ValueError(f"--since {self.since} is after --until {self.until}")
+        check_window(self.since, self.until)
 
     @property
     def severities(self) -> list[str] | None:

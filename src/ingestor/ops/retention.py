@@ -46,7 +46,7 @@ from ingestor.db import partitions
 from ingestor.db.connect import Database
 from ingestor.errors import DatabaseError, InstanceLockedError
 from ingestor.ops import QUERIES
-from ingestor.redaction import redact
+from ingestor.redaction import first_line
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +234,7 @@ def _prune(conn: psycopg.Connection[Any], result: PruneResult, batch: int, stop:
                 result.audit_runs = _rowcount(conn, "delete_old_runs", {"before": result.audit_before})
     except psycopg.Error as exc:
         result.status = "error"
-        result.error = redact(f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc) else ''}")
+        result.error = f"{type(exc).__name__}: {first_line(exc)}"
         log.error("prune failed: %s", result.error)
     result.seconds = time.monotonic() - started
     days = sorted(result.events_by_date)

@@ -15,7 +15,7 @@ from psycopg.rows import dict_row
 
 from ingestor.catalog import Catalog
 from ingestor.ops import QUERIES
-from ingestor.ops.filters import EventFilter
+from ingestor.ops.filters import EventFilter, check_window
 
 EVENT_COLUMNS = (
     "id",
@@ -79,8 +79,7 @@ def new_params(
     filters: EventFilter, since: date, until: date, limit: int | None, *, with_raw: bool = True
 ) -> dict[str, Any]:
     """Bind values of ``new_findings``: the window replaces the report-date filters."""
-    if since > until:
-        raise ValueError(f"--since {since} is after --until {until}")
+    check_window(since, until)
     return {**filters.params(limit, with_raw=with_raw), "since": since, "until": until}
 
 

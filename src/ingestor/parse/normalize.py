@@ -33,7 +33,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple, TypeVar
 
-from ingestor.catalog import SEVERITIES, ReportType, subject_from_columns
+from ingestor.catalog import MAX_ASN, SEVERITIES, ReportType, subject_from_columns
 from ingestor.parse.csvfile import CSV_ERROR, LINE_TOO_LONG, SURROGATES, latin1_repaired
 from ingestor.parse.rowhash import hash_text, legacy_latin1_row, serialize_row
 
@@ -45,7 +45,6 @@ EXTRA_CELLS_KEY = "_extra_cells"
 MAX_ROW_CHARS = 16 * 1024 * 1024
 """A serialised row longer than this is rejected rather than stored."""
 
-MAX_ASN = 4_294_967_295
 T = TypeVar("T")
 
 

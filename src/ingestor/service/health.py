@@ -29,7 +29,7 @@ import psycopg
 
 from ingestor import audit, metrics
 from ingestor.config import Settings
-from ingestor.redaction import redact
+from ingestor.redaction import first_line, redact
 
 log = logging.getLogger(__name__)
 
@@ -173,9 +173,7 @@ class DatabaseProbe:
             slow = f"slow: reading the last success took over {self._timeout} s (is ss_ingestion_log locked?)"
             return DatabaseStatus(reachable=True, last_success_at=known_success, error=slow)
         except psycopg.Error as exc:
-            lines = str(exc).strip().splitlines()
-            message = redact(lines[0] if lines else type(exc).__name__)
-            return DatabaseStatus(reachable=False, last_success_at=known_success, error=message)
+            return DatabaseStatus(reachable=False, last_success_at=known_success, error=first_line(exc))
         return DatabaseStatus(reachable=True, last_success_at=last_success)
 
 

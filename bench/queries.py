@@ -14,9 +14,14 @@ IPs are spread over 10.0.0.0/10 (and 2001:db8::/32 for one subject in ten), one 
 Each case runs ``--repeat`` times with the ingestor's own functions (the code the commands run); the
 table shows the median seconds for the first 100 rows (the terminal default, raw_data included) and for
 streaming every match (as piped CSV output reads them: without raw_data), the number of matches and the
-plan's scans (``| all:`` when streaming everything is planned differently). At the end the oldest
-``--prune-days`` dates are pruned for real, and an insert of ``--ingest-rows`` rows is timed with and
-without a prune running.
+plan's scans (``| all:`` when streaming everything is planned differently). IRIS Data Explorer's own
+queries (its stats card, report types, default page and a case's correlation, seed-contract.md §10) are
+timed the same way. At the end the oldest ``--prune-days`` dates are pruned for real (dropping the
+partitions they fill, deleting in the one the cutoff cuts), with the WAL it wrote, and an insert of
+``--ingest-rows`` rows is timed with and without a prune running.
+
+``--layout plain`` measures the same on an unpartitioned ss_events (a database upgraded in place and not
+converted by ``events partition``), for the side-by-side comparison.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import statistics
 import sys
@@ -291,8 +297,40 @@ def _describe_plan(nodes: list[dict[str, str]]) -> str:
         if "Scan" not in kind or kind == "Bitmap Heap Scan":
             continue
         target = node.get("Index Name") or node.get("Relation Name") or ""
+        target = re.sub(r"ss_events_p\d{8}", "ss_events_p*", target)  # every partition alike
         scans.append(f"{kind.replace(' Scan', '').replace('Index Only', 'IndexOnly')}:{target}")
     return ", ".join(dict.fromkeys(scans))
+
+
+IRIS_STATS = "SELECT COUNT(*), COUNT(DISTINCT report_type), MIN(report_date), MAX(report_date) FROM ss_events"
+IRIS_TYPES = "SELECT DISTINCT report_type FROM ss_events ORDER BY report_type"
+IRIS_PAGE = (
+    "SELECT id, report_type, report_date, ip, port, asn, geo, hostname, tag, severity, raw_data, ingested_at"
+    " FROM ss_events ORDER BY report_date DESC NULLS LAST LIMIT 50 OFFSET 0"
+)
+IRIS_CASE = (
+    "SELECT id, report_type, report_date, ip, port, asn, geo, hostname, tag, severity, raw_data, ingested_at"
+    " FROM ss_events WHERE (ip = ANY(%s::inet[]) OR hostname = ANY(%s) OR asn = ANY(%s::int[]))"
+    " ORDER BY report_date DESC NULLS LAST"
+)
+
+
+def iris_case(name: str, query: str, params: tuple[Any, ...] = ()) -> Case:
+    def run(conn: psycopg.Connection[Any], limit: int | None) -> int:
+        text = query + (f" LIMIT {limit}" if limit is not None and "LIMIT" not in query else "")
+        return len(conn.execute(text.encode(), params).fetchall())
+
+    def plan(conn: psycopg.Connection[Any]) -> str:
+        row = conn.execute(b"EXPLAIN (FORMAT JSON) " + query.encode(), params).fetchone()
+        assert row is not None
+        nodes, pending = [], [row[0][0]["Plan"]]
+        while pending:
+            node = pending.pop()
+            nodes.append(node)
+            pending.extend(node.get("Plans", []))
+        return _describe_plan(nodes)
+
+    return Case(name, run, plan)
 
 
 def build_cases(data: Dataset, db: Database) -> list[Case]:
@@ -334,6 +372,14 @@ def build_cases(data: Dataset, db: Database) -> list[Case]:
         Case("status --days 7", status),
         Case("types (exact counts)", types),
         Case(f"prune --older-than {max(1, data.days // 2)} --dry-run", dry_run),
+        iris_case("IRIS: stats card (counts, dates)", IRIS_STATS),
+        iris_case("IRIS: report types", IRIS_TYPES),
+        iris_case("IRIS: default page (50 newest)", IRIS_PAGE),
+        iris_case(
+            "IRIS: case correlation (ip, hostname, asn)",
+            IRIS_CASE,
+            ([ip, data.subject_ip(3)], [host], [data.subject_asn(5)]),
+        ),
     ]
 
 
@@ -370,7 +416,12 @@ def measure_prune(
     outcome: dict[str, Any] = {}
 
     def run() -> None:
-        outcome["result"] = prune(db, older_than, today=data.today)
+        with psycopg.connect(db.conninfo, autocommit=True) as probe:
+            before = probe.execute("SELECT pg_current_wal_lsn()").fetchone()
+            outcome["result"] = prune(db, older_than, today=data.today)
+            after = probe.execute("SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), %s)", (before[0] if before else None,))
+            row = after.fetchone()
+            outcome["wal_bytes"] = int(row[0]) if row else None
 
     worker = threading.Thread(target=run)
     worker.start()
@@ -378,9 +429,12 @@ def measure_prune(
     during = _timed_insert(conn, data.today + timedelta(days=2), ingest_rows)
     worker.join()
     result = outcome["result"]
+    wal = outcome.get("wal_bytes")
     return {
         "events_deleted": result.events,
+        "partitions_dropped": len(result.partitions),
         "prune_s": round(result.seconds, 2),
+        "wal_mb_while_pruning": round(wal / 2**20, 1) if wal is not None else None,
         "rows_per_s": round(result.events / result.seconds) if result.seconds else None,
         "batches": result.batches,
         "longest_batch_s": round(result.max_batch_seconds, 3),
@@ -408,6 +462,27 @@ def _timed_insert(conn: psycopg.Connection[Any], day: date, rows: int) -> float:
         },
     )
     return time.perf_counter() - started
+
+
+def make_plain(conn: psycopg.Connection[Any]) -> None:
+    """Turn an empty partitioned ss_events into the plain table of an upgraded, unconverted database (the
+    columns and indexes of migration 5, before migration 7)."""
+    conn.execute("CREATE TABLE ss_events_plain (LIKE ss_events INCLUDING DEFAULTS)")
+    conn.execute("ALTER SEQUENCE ss_events_id_seq OWNED BY NONE")
+    conn.execute("DROP TABLE ss_events")
+    conn.execute("ALTER TABLE ss_events_plain RENAME TO ss_events")
+    conn.execute("ALTER SEQUENCE ss_events_id_seq OWNED BY ss_events.id")
+    conn.execute("ALTER TABLE ss_events ADD CONSTRAINT ss_events_pkey PRIMARY KEY (id)")
+    conn.execute(
+        "CREATE UNIQUE INDEX ss_events_report_type_report_date_event_hash_key"
+        " ON ss_events (report_date DESC NULLS LAST, report_type, event_hash)"
+    )
+    for column in ("ip", "asn", "hostname"):
+        conn.execute(
+            sql.SQL("CREATE INDEX {} ON ss_events ({})").format(
+                sql.Identifier(f"idx_ss_events_{column}"), sql.Identifier(column)
+            )
+        )
 
 
 # ---- main -----------------------------------------------------------------------------------------------
@@ -458,6 +533,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-rows", type=int, default=20_000, help="rows inserted to time ingestion")
     parser.add_argument("--keep", action="store_true", help="keep the embedded data directory")
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--layout", choices=("partitioned", "plain"), default="partitioned", help="ss_events layout")
     args = parser.parse_args(argv)
     if args.rows < args.days or args.days < 2:
         parser.error("--rows must be at least --days, and --days at least 2")
@@ -468,6 +544,8 @@ def main(argv: list[str] | None = None) -> int:
         if existing:
             print("the database already holds events: give DATABASE_URL of an empty database", file=sys.stderr)
             return 2
+        if args.layout == "plain":
+            make_plain(conn)
         print(f"filling {args.rows:,} events over {args.days} days ...", file=sys.stderr)
         started = time.monotonic()
         data = fill(conn, args.rows, args.days, today, progress=True)

@@ -126,7 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         args.min_rows, args.max_rows = 5_000, 200_000
     workers = [int(n) for n in args.workers.split(",")]
     bench_args = argparse.Namespace(
-        work_dir=args.work_dir, database_url=args.database_url, keep=False, type="scan_ssl", columns="30"
+        work_dir=args.work_dir,
+        database_url=args.database_url,
+        keep=False,
+        type="scan_ssl",
+        columns="30",
+        layout="partitioned",
+        scale_days=90,
     )
     cycle = Cycle(bench_args)
     try:

@@ -58,6 +58,8 @@ from ingestor.parse.normalize import NormalizedRow, RowNormalizer
 from ingestor.simulator import CsvStyle, Simulator, SimulatorConfig, SimulatorServer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from queries import make_plain
+
 from fixtures.pgdist import PgDistError, use_requested_major
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
@@ -196,6 +198,8 @@ class Bench:
         if migrated:
             with psycopg.connect(url, autocommit=True) as conn:
                 migrate(conn, viewer_role=None)
+                if self.args.layout == "plain":  # an upgraded database not converted by `events partition`
+                    make_plain(conn)
         return url
 
     def simulator(self, rows: int) -> tuple[Simulator, SimulatorServer]:
@@ -362,17 +366,18 @@ class Bench:
             ).fetchall()
             for name, _ in indexes:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
-            copies = max(1, -(-target // rows))
-            first = date.fromisoformat(self.day) - timedelta(days=copies)
+            days = max(self.args.scale_days, -(-target // rows))  # every earlier day gets its share
+            per_day = -(-target // days)
+            first = date.fromisoformat(self.day) - timedelta(days=days)
             partitions.ensure_range(conn, first, date.fromisoformat(self.day), "month")
-            for day in range(1, copies + 1):
+            for day in range(1, days + 1):
                 conn.execute(
                     "INSERT INTO ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag,"
                     " severity, event_time, raw_data, event_hash)"
                     " SELECT report_type, report_date - %s, file_id, ip, port, asn, geo, hostname, tag, severity,"
                     " event_time - make_interval(days => %s), raw_data, md5(event_hash || %s) || md5(event_hash)"
                     " FROM seed LIMIT %s",
-                    (day, day, day, min(rows, target - (day - 1) * rows)),
+                    (day, day, day, max(0, min(per_day, rows, target - (day - 1) * per_day))),
                 )
             for _, definition in indexes:  # a partitioned table's index covers its partitions'
                 conn.execute(definition.replace(" ON ONLY ", " ON "))  # type: ignore[arg-type]
@@ -588,6 +593,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--verbose", action="store_true", help="print the raw figures of each CLI run")
     parser.add_argument("--v1-rows", type=int, default=20_000, help="rows for v1.0.0's write path (0 = skip)")
+    parser.add_argument("--scale-days", type=int, default=90, help="earlier report days the scale rows spread over")
+    parser.add_argument(
+        "--layout", choices=("partitioned", "plain"), default="partitioned", help="ss_events of the measured databases"
+    )
     args = parser.parse_args(argv)
     if args.full:
         args.rows, args.rss_rows, args.scale_rows = 1_000_000, args.rss_rows or 100_000, args.scale_rows or 5_000_000

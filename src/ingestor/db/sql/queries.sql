@@ -75,6 +75,7 @@ INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, t
 SELECT %(report_type)s, finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(event_hash), MIN(event_hash)
 FROM ss_stage_findings
 GROUP BY finding_key
+ORDER BY finding_key  -- rows are locked in key order: two workers upserting the same findings never deadlock
 ON CONFLICT (report_type, finding_key) DO UPDATE
 SET first_seen = LEAST(f.first_seen, EXCLUDED.first_seen),
     first_event_hash = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.first_event_hash

@@ -29,3 +29,18 @@ def test_the_worker_inherits_no_secret_from_the_environment(monkeypatch: pytest.
     assert not [entry for entry in environ if b"4711" in entry]
     names = {entry.split(b"=", 1)[0] for entry in environ if entry}
     assert b"PATH" in names and not names & {b"DATABASE_URL", b"SS_API_SECRET", b"DB_PASSWORD"}
+
+
+def test_a_file_the_worker_cannot_read_fails_with_the_workers_own_reason(tmp_path: Path) -> None:
+    """The worker runs as ``python -m``: what it pickles must be resolvable by the loader."""
+    from ingestor.catalog import load_catalog
+    from ingestor.errors import ReportFileError
+
+    worker = ParseWorker()
+    try:
+        with pytest.raises(ReportFileError, match="cannot read the file: FileNotFoundError"):
+            list(
+                worker.parse(tmp_path / "missing.csv", load_catalog().get("scan_ssl"), "scan_ssl\t2026-11-20\t1\t", 100)
+            )
+    finally:
+        worker.close()

@@ -202,4 +202,8 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    # Run as ``python -m``, this file is ``__main__``: its classes (WorkerFailure) would be pickled under that
+    # name, which the loader cannot resolve. The module imported under its own name is the one that serves.
+    from ingestor.parse import worker
+
+    worker.main()

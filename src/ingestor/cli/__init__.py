@@ -6,7 +6,7 @@ from typing import IO, Any
 
 import click
 
-from ingestor import __version__
+from ingestor import __version__, terminal
 
 
 class UsageProblem(click.ClickException):
@@ -29,6 +29,8 @@ class IngestorGroup(click.Group):
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
+        if parent is None:  # a new invocation (tests run several in one process)
+            terminal.reset_verbosity()
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -39,6 +41,30 @@ class IngestorGroup(click.Group):
             return super().invoke(ctx)
         except click.UsageError as exc:
             raise _one_line(exc) from None
+
+
+def _verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    terminal.set_verbosity(value or 0)
+
+
+def verbose_option() -> click.Option:
+    """``-v``: on a terminal, show the log's INFO lines (the details of each file); ``-vv``: DEBUG too."""
+    return click.Option(
+        ["-v", "--verbose"],
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbose,
+        help="On a terminal, also show the log's details (-vv: debug lines).",
+    )
+
+
+def _add_verbose(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_verbose(sub)
+    if not any("-v" in param.opts for param in command.params):
+        command.params.append(verbose_option())
 
 
 @click.group(cls=IngestorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -66,6 +92,7 @@ def _register() -> None:
 
     for command in ops.COMMANDS:
         main.add_command(command)
+    _add_verbose(main)
 
 
 _register()

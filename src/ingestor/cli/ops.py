@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
@@ -47,6 +48,39 @@ from ingestor.ops.search import (
 )
 from ingestor.ops.status import collect_status
 from ingestor.redaction import first_line
+
+EVENT_PRIORITY = (
+    "report_date",
+    "report_type",
+    "ip",
+    "port",
+    "severity",
+    "hostname",
+    "asn",
+    "geo",
+    "tag",
+    "event_time",
+    "id",
+)
+"""The columns of ``search`` in order of importance: on a narrow terminal the last ones are left out."""
+FINDING_PRIORITY = (
+    "report_type",
+    "first_seen",
+    "ip",
+    "port",
+    "severity",
+    "hostname",
+    "finding_key",
+    "times_seen",
+    "asn",
+    "last_seen",
+    "geo",
+    "tag",
+    "report_date",
+    "event_time",
+    "id",
+)
+"""The columns of ``new`` in order of importance."""
 
 TERMINAL_LIMIT = 100
 """Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
@@ -129,6 +163,9 @@ def filter_options(command: F) -> F:
             type=click.IntRange(0, params.MAX_ROWS),
             help=f"At most this many rows; 0 = all [default: {TERMINAL_LIMIT} on a terminal, all when piped].",
         ),
+        click.option(
+            "--wide", is_flag=True, help="On a terminal, show every column (else those that fit, most useful first)."
+        ),
         click.option("--explain", "show_plan", is_flag=True, help="Print PostgreSQL's query plan instead of rows."),
     ]
     for option in reversed(options):
@@ -183,8 +220,10 @@ def _emit(
     fmt: str | None,
     limit: int | None,
     title: str,
+    priority: tuple[str, ...] = (),
+    stop: threading.Event | None = None,
 ) -> int:
-    """Stream rows to stdout; on a terminal, say when the limit cut the output."""
+    """Stream rows to stdout; on a terminal, say when the limit cut the output or columns were left out."""
     fmt = fmt or ("table" if is_terminal() else "csv")
     wanted = _limit(limit)
     rows = rows_of(None if wanted is None else wanted + 1, fmt in ("json", "ndjson"))
@@ -196,10 +235,21 @@ def _emit(
             if wanted is not None and count >= wanted:
                 more = True
                 return
+            if stop is not None and stop.is_set():  # Ctrl-C: stop streaming (the command then exits 130)
+                return
             yield row
 
+    left_out: list[str] = []
     try:
-        written = write_rows(limited(), columns, fmt, sys.stdout, title=title if fmt == "table" else None)
+        written = write_rows(
+            limited(),
+            columns,
+            fmt,
+            sys.stdout,
+            title=title if fmt == "table" else None,
+            priority=priority,
+            left_out=left_out,
+        )
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
@@ -210,6 +260,12 @@ def _emit(
         rows.close()
     if more and (is_terminal() or sys.stderr.isatty()):
         click.echo(f"{written} rows shown; more match (--limit 0 shows all)", err=True)
+    if left_out:
+        click.echo(
+            f"columns left out to fit the terminal: {', '.join(left_out)}"
+            " (--wide shows them; --format csv or json has all)",
+            err=True,
+        )
     return written
 
 
@@ -218,7 +274,7 @@ def _emit(
 @click.option("--until", type=DAY, help="Report date up to, inclusive.")
 @filter_options
 @handle_errors
-def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+def search(fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **values: Any) -> None:
     """Events matching every given filter, newest report date first.
 
     \b
@@ -236,7 +292,15 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
             return
         with db.connection() as conn:
             title = f"events: {filters.describe()}"
-            _emit(lambda n, raw: search_events(conn, filters, n, with_raw=raw), EVENT_COLUMNS, fmt, limit, title)
+            _emit(
+                lambda n, raw: search_events(conn, filters, n, with_raw=raw),
+                EVENT_COLUMNS,
+                fmt,
+                limit,
+                title,
+                priority=() if wide else EVENT_PRIORITY,
+                stop=rt.stop,
+            )
 
 
 @click.command()
@@ -244,7 +308,9 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
 @click.option("--until", type=DAY, help="Last day of the window, inclusive [default: today].")
 @filter_options
 @handle_errors
-def new(since: date, until: date | None, fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+def new(
+    since: date, until: date | None, fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **values: Any
+) -> None:
     """Findings first seen between --since and --until: absent from every earlier report date.
 
     A finding is a report type plus its subject IP and service port (or the type's natural key). Each
@@ -270,6 +336,8 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
                 fmt,
                 limit,
                 title,
+                priority=() if wide else FINDING_PRIORITY,
+                stop=rt.stop,
             )
 
 

@@ -31,7 +31,8 @@ from ingestor.cli.output import suggest
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
 from ingestor.db.migrate import Migration, check_schema, migrate
-from ingestor.errors import IngestorError
+from ingestor.db.embedded import default_data_dir
+from ingestor.errors import ConfigError, IngestorError
 from ingestor.logs import configure_logging
 from ingestor.redaction import REDACTOR, redact
 from ingestor.service.watchdog import ShutdownWatchdog
@@ -130,6 +131,8 @@ def runtime(
     command is read-only.
     """
     settings = load_settings(require_api=need_api, overrides=overrides)
+    if need_api and (need_db or service):
+        keep_simulated_data_apart(settings)
     if check is not None:
         check(settings)
     configure_logging(settings.log_level, settings.log_format, terminal_level=terminal_level(settings, service))
@@ -160,6 +163,23 @@ def runtime(
             if rt.db is not None:
                 rt.db.close()
             watchdog.disarm()
+
+
+def keep_simulated_data_apart(settings: Settings) -> None:
+    """Refuse to load a simulator's reports into the default embedded database, where real data belongs.
+
+    The simulator's rows (example.org, documentation addresses) would stay there, mixed with the real
+    ones; an EMBEDDED_DB_DIR of its own (any explicit one) keeps them apart.
+    """
+    if settings.api_is_local and settings.uses_embedded_db and settings.embedded_db_dir is None:
+        own = default_data_dir().parent / "simulator" / "pgdata"
+        raise ConfigError(
+            [
+                f"SS_API_URL {settings.api_url} is a simulator, and its reports would land in the default embedded"
+                f" database ({default_data_dir()}), where your real data belongs: set EMBEDDED_DB_DIR to a directory"
+                f" of its own, e.g. EMBEDDED_DB_DIR={own}"
+            ]
+        )
 
 
 def terminal_level(settings: Settings, service: bool) -> str | None:

@@ -13,6 +13,7 @@ from typing import Any, TextIO
 
 from rich import box
 from rich.console import Console
+from rich.measure import Measurement
 from rich.table import Table
 
 from ingestor.terminal import is_tty
@@ -64,4 +65,5 @@ class Screen:
 
     def measure(self, table: Table) -> int:
         """The width ``table`` needs to show every cell unfolded."""
-        return self.console.measure(table).maximum
+        unbounded = self.console.options.update(width=PLAIN_WIDTH * 10)
+        return Measurement.get(self.console, unbounded, table).maximum

@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from urllib.parse import urlsplit
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -317,7 +317,8 @@ def _placeholders(data: Mapping[str, Any]) -> list[str]:
     """One problem per setting still holding an unreplaced ``<placeholder>`` (from a copied .env.example)."""
     known = {field.alias for field in Settings.model_fields.values() if field.alias}
     return [
-        f"{name} is still the placeholder {value.strip()} (from .env.example?): replace it with your value, or remove it"
+        f"{name} is still the placeholder {value.strip()} (from .env.example?):"
+        " replace it with your value, or remove it"
         for name, value in data.items()
         if name in known and isinstance(value, str) and PLACEHOLDER.match(value)
     ]

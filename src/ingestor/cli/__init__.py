@@ -74,7 +74,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import db, demo, events, ingest, service, simulate
+    from ingestor.cli import db, demo, doctor, events, ingest, service, simulate
 
     for command in (
         ingest.ping,
@@ -86,6 +86,7 @@ def _register() -> None:
         demo.demo,
         db.db,
         events.events,
+        doctor.doctor,
     ):
         main.add_command(command)
     from ingestor.cli import ops

@@ -30,8 +30,8 @@ from ingestor.catalog import configure_data_dir
 from ingestor.cli.output import suggest
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
-from ingestor.db.migrate import Migration, check_schema, migrate
 from ingestor.db.embedded import default_data_dir
+from ingestor.db.migrate import Migration, check_schema, migrate
 from ingestor.errors import ConfigError, IngestorError
 from ingestor.logs import configure_logging
 from ingestor.redaction import REDACTOR, redact

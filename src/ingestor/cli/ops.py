@@ -557,9 +557,9 @@ def prune(
 ) -> None:
     """Delete events whose report date is more than --older-than days before today (UTC), in short batches.
 
-    Ingestion goes on meanwhile. Findings keep their history; the ledger and the audit log are kept
-    unless their own retention is set (0 = keep). Each prune is recorded in ss_ingestion_log (kind
-    prune, events deleted in events_skipped).
+    Ingestion goes on meanwhile; whole partitions before the cutoff are dropped. Findings keep their
+    history; the ledger and the audit log are kept unless their own retention is set (0 = keep). Each
+    prune is recorded in ss_maintenance_log (status shows the latest).
     """
     chosen: dict[str, int] = {}
 

@@ -17,12 +17,13 @@ from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import psycopg
 from psycopg.rows import dict_row
 
+from ingestor.api.client import ShadowserverClient
 from ingestor.config import Settings, load_settings
 from ingestor.errors import ApiAuthError, ConfigError, IngestorError
 from ingestor.ops import QUERIES
@@ -69,7 +70,7 @@ class Doctor:
     environ: dict[str, str] | None = None
     env_file: Path | None = Path(".env")
     now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    make_client: Callable[[Settings], Any] | None = None
+    make_client: Callable[[Settings], ShadowserverClient] | None = None
     stop: threading.Event | None = None
 
     def run(self) -> Iterator[Verdict]:
@@ -120,7 +121,8 @@ class Doctor:
             return
         from ingestor.cli.runtime import make_client
 
-        client = (self.make_client or (lambda s: make_client(s, self.stop or threading.Event())))(settings)
+        stop = self.stop or threading.Event()
+        client = self.make_client(settings) if self.make_client else make_client(settings, stop)
         try:
             try:
                 answer = client.ping()
@@ -154,25 +156,26 @@ class Doctor:
         else:
             yield fail("clock", text, "synchronise the clock (NTP, e.g. systemd-timesyncd or chrony)")
 
-    def _key(self, client: Any) -> Iterator[Verdict]:
+    def _key(self, client: ShadowserverClient) -> Iterator[Verdict]:
         try:
             info = client.key_info()
         except IngestorError as exc:
             yield warn("api", f"key/info: {first_line(exc)}")
             return
-        status, access = str(info.get("status", "")), info.get("access") or []
+        status, raw = str(info.get("status", "")), info.get("access")
+        access = [str(item) for item in cast("list[object]", raw)] if isinstance(raw, list) else []
         if status and status != "active":
             yield fail("api", f"the key's status is {status!r}, not active", "ask Shadowserver to activate the key")
-        elif isinstance(access, list) and access and "reports" not in access:
+        elif access and "reports" not in access:
             yield fail(
                 "api",
-                f"the key has access to {', '.join(map(str, access))}, not to reports",
+                f"the key has access to {', '.join(access)}, not to reports",
                 "ask Shadowserver to give the key access to the reports API",
             )
         else:
-            yield ok("api", "the key is active" + (f", access: {', '.join(map(str, access))}" if access else ""))
+            yield ok("api", "the key is active" + (f", access: {', '.join(access)}" if access else ""))
 
-    def _subscriptions(self, client: Any, settings: Settings) -> Iterator[Verdict]:
+    def _subscriptions(self, client: ShadowserverClient, settings: Settings) -> Iterator[Verdict]:
         try:
             subscribed = client.subscribed()
         except IngestorError as exc:
@@ -235,7 +238,7 @@ class Doctor:
             )
             return
         owner = data_dir.stat().st_uid
-        expected = {os.geteuid()} | ({_uid_of(PG_USER)} if os.geteuid() == 0 else set())
+        expected: set[int] = {os.geteuid(), *([_uid_of(PG_USER)] if os.geteuid() == 0 else [])}
         if owner not in expected:
             yield fail(
                 "embedded",

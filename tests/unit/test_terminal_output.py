@@ -6,15 +6,17 @@ from __future__ import annotations
 import io
 import logging
 import re
+import sys
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 
 from ingestor import terminal
-from ingestor.cli.output import LiveReporter, file_line
+from ingestor.cli.output import LiveReporter, command_prefix, file_line, suggest
 from ingestor.load import LoadStats
 from ingestor.logs import TextFormatter, configure_logging, log_context
 from ingestor.ops.formats import write_rows
@@ -200,3 +202,16 @@ def test_a_table_on_a_narrow_terminal_keeps_the_columns_that_fit(monkeypatch: py
     wide, none_left = FakeTerminal(), list[str]()
     write_rows(ROWS, COLUMNS, "table", wide, left_out=none_left)  # --wide: no priority, every column
     assert none_left == [] and "tag" in wide.getvalue()
+
+
+def test_suggested_commands_start_the_way_the_program_was_called(monkeypatch: pytest.MonkeyPatch) -> None:
+    script = str(Path(sys.executable).parent / "shadowserver-ingestor")
+    monkeypatch.setattr("sys.argv", [script])
+    monkeypatch.delenv("SSI_INVOKED_AS", raising=False)
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert command_prefix() == script  # not on PATH: its full path
+    assert suggest("run `shadowserver-ingestor migrate` first") == f"run `{script} migrate` first"
+    monkeypatch.setenv("PATH", str(Path(sys.executable).parent))
+    assert command_prefix() == "shadowserver-ingestor"  # on PATH (an activated virtualenv, pip install)
+    monkeypatch.setenv("SSI_INVOKED_AS", "../checkout/run")  # what ./run was called as
+    assert suggest("run `shadowserver-ingestor migrate` first") == "run `../checkout/run migrate` first"

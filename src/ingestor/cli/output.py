@@ -35,16 +35,20 @@ INVOKED_AS = "SSI_INVOKED_AS"
 
 
 def command_prefix() -> str:
-    """How to call this program again from the same shell: ``shadowserver-ingestor`` when that is on PATH
-    (and is this program), else what ``./run`` was called as, else this interpreter's ``-m ingestor``."""
+    """How to call this program again from the same shell: what ``./run`` was called as; else
+    ``shadowserver-ingestor`` when that is on PATH in this environment; else the script's own path, or
+    this interpreter's ``-m ingestor`` when run as a module not on PATH."""
     if invoked := os.environ.get(INVOKED_AS):
         return invoked
     on_path = shutil.which("shadowserver-ingestor")
-    if on_path and os.path.realpath(on_path) == os.path.realpath(sys.argv[0]):
+    if on_path and os.path.dirname(os.path.abspath(on_path)) == os.path.dirname(os.path.abspath(sys.executable)):
         return "shadowserver-ingestor"
-    if os.path.basename(sys.argv[0]) == "shadowserver-ingestor" and os.path.isfile(sys.argv[0]):
-        return os.path.abspath(sys.argv[0])
-    return f"{sys.executable} -m ingestor"
+    script = sys.argv[0] if sys.argv else ""
+    if os.path.basename(script) == "shadowserver-ingestor" and os.path.isfile(script):
+        return os.path.abspath(script)
+    if script.endswith(("__main__.py", os.path.join("ingestor", "main.py"))):
+        return f"{sys.executable} -m ingestor"
+    return "shadowserver-ingestor"
 
 
 def suggest(text: str) -> str:

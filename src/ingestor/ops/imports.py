@@ -167,7 +167,11 @@ def check_named_path(path: Path) -> ImportProblem | None:
     except OSError as exc:
         if exc.errno == errno.ENOENT and os.path.lexists(path):
             return ImportProblem(str(path), "a symbolic link to nothing (its target does not exist)")
-        return ImportProblem(str(path), "no such file or directory" if exc.errno == errno.ENOENT else _reason(exc))
+        if exc.errno == errno.ENOENT:
+            return ImportProblem(str(path), "no such file or directory")
+        if exc.errno == errno.EACCES:
+            return ImportProblem(str(path), "permission denied: this user cannot reach it")
+        return None  # a link loop and the like: reported and skipped with the other files
     what = "directory" if stat.S_ISDIR(mode) else "file"
     try:  # try it rather than ask os.access: root may read what its mode forbids, yet not everything
         if stat.S_ISDIR(mode):
@@ -177,8 +181,8 @@ def check_named_path(path: Path) -> ImportProblem | None:
             os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)))
     except PermissionError:
         return ImportProblem(str(path), f"permission denied: this user cannot read the {what}")
-    except OSError as exc:
-        return ImportProblem(str(path), _reason(exc))
+    except OSError:
+        return None  # reported and skipped with the other files (see find_files)
     return None
 
 

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import click
 import psycopg
@@ -175,7 +176,8 @@ def keep_simulated_data_apart(settings: Settings) -> None:
         own = default_data_dir().parent / "simulator" / "pgdata"
         raise ConfigError(
             [
-                f"SS_API_URL {settings.api_url} is a simulator, and its reports would land in the default embedded"
+                f"SS_API_URL is a simulator ({urlsplit(settings.api_url).netloc}), and its reports would land in the"
+                " default embedded"
                 f" database ({default_data_dir()}), where your real data belongs: set EMBEDDED_DB_DIR to a directory"
                 f" of its own, e.g. EMBEDDED_DB_DIR={own}"
             ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from datetime import date
 from pathlib import Path
@@ -146,6 +147,7 @@ def simulate(**opts: Any) -> None:
     click.echo(f"SS_API_SECRET={key.secret}")
     # never the default embedded database, where real data belongs (the ingestor refuses it for a simulator)
     click.echo(f"EMBEDDED_DB_DIR={default_data_dir().parent / 'simulator' / 'pgdata'}")
+    sys.stdout.flush()  # piped or redirected, the lines are read while the simulator runs
     click.echo(f"# simulator ready, today {sim.today().isoformat()} (UTC); Ctrl-C to stop", err=True)
     try:
         while not stop.wait(0.5):

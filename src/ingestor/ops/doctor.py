@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import httpx
 import psycopg
@@ -108,7 +109,8 @@ class Doctor:
         if settings.api_is_local and settings.uses_embedded_db and settings.embedded_db_dir is None:
             yield fail(
                 "config",
-                f"SS_API_URL {settings.api_url} is a simulator and the data would go to the default embedded database",
+                f"SS_API_URL is a simulator ({urlsplit(settings.api_url).netloc}) and its data would go to the default"
+                " embedded database",
                 "set EMBEDDED_DB_DIR to a directory of its own for simulated data",
             )
         return settings
@@ -133,10 +135,10 @@ class Doctor:
                 yield fail(
                     "api",
                     first_line(exc),
-                    f"check that this machine reaches {settings.api_url} (proxy, firewall, DNS)",
+                    f"check that this machine reaches {urlsplit(settings.api_url).netloc} (proxy, firewall, DNS)",
                 )
                 return
-            yield ok("api", f"{settings.api_url} answers test/ping ({answer.get('pong', 'pong')})")
+            yield ok("api", f"{urlsplit(settings.api_url).netloc} answers test/ping ({answer.get('pong', 'pong')})")
             yield from self._clock(client.server_date)
             yield from self._key(client)
             yield from self._subscriptions(client, settings)

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from dotenv import dotenv_values
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
@@ -39,6 +40,9 @@ SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL"
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 
 CsvList = Annotated[list[str], Field(default_factory=list)]
+
+SIMULATOR_KEY = "demo-key"
+"""The key the simulator accepts unless told otherwise (``simulate --api-key``)."""
 
 DEFAULT_LISTEN_HOST = "127.0.0.1"
 DEFAULT_LISTEN_PORT = 5432
@@ -220,6 +224,17 @@ class Settings(BaseModel):
         return not (self.database_url and self.database_url.get_secret_value()) and not self.db_host
 
     @property
+    def api_is_local(self) -> bool:
+        """Whether the API is a simulator, not Shadowserver: on this machine, the compose stack's
+        ``simulator`` service, or called with the simulator's own demo key."""
+        host = (urlsplit(self.api_url).hostname or "").lower()
+        try:
+            loopback = ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = host in ("localhost", "simulator")
+        return loopback or self.api_key.get_secret_value() == SIMULATOR_KEY
+
+    @property
     def embedded_listen(self) -> tuple[str, int] | None:
         """``EMBEDDED_DB_LISTEN`` as (host, port), or None when the embedded server listens on its socket only."""
         return parse_listen(self.embedded_db_listen) if self.embedded_db_listen else None
@@ -294,6 +309,21 @@ def _describe(error: Mapping[str, Any]) -> str:
     return f"{location}: {message} (got {error['input']!r})"
 
 
+PLACEHOLDER = re.compile(r"^\s*<[^<>]*>\s*$")
+"""What ``.env.example`` puts where a value of yours belongs: ``<your-shadowserver-api-key>``."""
+
+
+def _placeholders(data: Mapping[str, Any]) -> list[str]:
+    """One problem per setting still holding an unreplaced ``<placeholder>`` (from a copied .env.example)."""
+    known = {field.alias for field in Settings.model_fields.values() if field.alias}
+    return [
+        f"{name} is still the placeholder {value.strip()} (from .env.example?):"
+        " replace it with your value, or remove it"
+        for name, value in data.items()
+        if name in known and isinstance(value, str) and PLACEHOLDER.match(value)
+    ]
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None,
     env_file: Path | None = Path(".env"),
@@ -314,6 +344,7 @@ def load_settings(
     _resolve_secret_files(values, problems)
     data: dict[str, Any] = {key: value for key, value in values.items() if value != "" or key in SECRET_VARIABLES}
     data.update({key: value for key, value in (overrides or {}).items() if value is not None})
+    problems.extend(_placeholders(data))
     settings: Settings | None = None
     try:
         settings = Settings.model_validate(data)

@@ -29,6 +29,7 @@
     ├── EmbeddedPostgresError          the embedded server cannot be found, started or stopped
     │   └── EmbeddedServerBusyError    an old server on the data dir is still going away (retried)
     ├── InstanceLockedError            another instance holds the ingestion lock
+    ├── PortInUseError                 HEALTH_PORT (or another port we must listen on) is taken
     └── StopRequested                  a shutdown signal arrived; work was abandoned cleanly
 
 Messages are written for an operator and never contain secrets, download ids or download URLs.
@@ -50,7 +51,10 @@ class ConfigError(IngestorError):
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
-        super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
+        if len(problems) == 1:
+            super().__init__(f"invalid configuration: {problems[0]}")
+        else:
+            super().__init__("invalid configuration:\n" + "\n".join(f"  - {p}" for p in problems))
 
 
 class ApiError(IngestorError):
@@ -166,6 +170,12 @@ class InstanceLockedError(IngestorError):
     """Another ingestor instance holds the ingestion lock on this database."""
 
     exit_code = 3
+
+
+class PortInUseError(IngestorError):
+    """A port the ingestor must listen on is held by another process."""
+
+    exit_code = 2
 
 
 class StopRequested(IngestorError):

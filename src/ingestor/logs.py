@@ -1,5 +1,7 @@
 """Logging: human-readable on a terminal, plain lines in files and pipes, JSON lines on request.
 
+Times are UTC, ISO 8601 (``2026-12-01 08:38:38Z``; JSON: with milliseconds). On a terminal, lines go
+through the process's one Console (:mod:`ingestor.terminal`), so that they print above a progress bar.
 Every record carries the current run id and, inside a file, its report type and date (context
 variables set by :func:`log_context`), and goes through the redaction filter, so no secret or download
 id can reach a log line whatever the caller formats into it.
@@ -10,18 +12,23 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 from collections.abc import Generator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from rich.console import Console
+from rich.text import Text
+
+from ingestor import terminal
 from ingestor.redaction import redact
 
 _RUN_ID: ContextVar[int | None] = ContextVar("run_id", default=None)
 _REPORT: ContextVar[tuple[str, str] | None] = ContextVar("report", default=None)
 
-TEXT_FORMAT = "%(asctime)s [%(levelname)s] %(name)s: %(message)s"
+TIME_FORMAT = "%Y-%m-%d %H:%M:%SZ"
 
 
 @contextmanager
@@ -63,8 +70,45 @@ class ContextFilter(logging.Filter):
 
 
 class TextFormatter(logging.Formatter):
+    """``2026-12-01 08:38:38Z [INFO] ingestor.files: [run=3 scan_ssl/2026-11-30] message``."""
+
     def __init__(self) -> None:
-        super().__init__("%(asctime)s [%(levelname)s] %(name)s: %(context)s%(message)s")
+        super().__init__("%(asctime)s [%(levelname)s] %(name)s: %(context)s%(message)s", TIME_FORMAT)
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return time.strftime(datefmt or TIME_FORMAT, time.gmtime(record.created))
+
+
+_LEVEL_STYLES = {"DEBUG": "dim", "INFO": "cyan", "WARNING": "yellow", "ERROR": "bold red", "CRITICAL": "bold red"}
+
+
+class ConsoleHandler(logging.Handler):
+    """Log lines on a terminal: ``2026-12-01 08:38:38Z WARNING message``, printed through a rich Console
+    (above its live display, if one runs). While a live display shows one line per file, the records
+    logged inside a file are its details: shown only with ``-v``."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__()
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            if getattr(record, "report_type", None) is not None and terminal.file_details_hidden():
+                return
+            stamp = time.strftime(TIME_FORMAT, time.gmtime(record.created))
+            line = Text.assemble(
+                (stamp, "dim"),
+                " ",
+                (f"{record.levelname:<7}", _LEVEL_STYLES.get(record.levelname, "")),
+                " ",
+                getattr(record, "context", ""),
+                record.getMessage(),
+            )
+            if record.exc_text:
+                line.append("\n" + record.exc_text, "dim")
+            self.console.print(line)
+        except Exception:
+            self.handleError(record)
 
 
 class JsonFormatter(logging.Formatter):
@@ -86,19 +130,22 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False)
 
 
-def configure_logging(level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = None) -> None:
-    """Install one handler on the ``ingestor`` logger tree (idempotent)."""
+def configure_logging(
+    level: str = "INFO", fmt: str = "auto", stream: IO[str] | None = None, *, terminal_level: str | None = None
+) -> None:
+    """Install one handler on the ``ingestor`` logger tree (idempotent).
+
+    ``terminal_level``, when given, is the level shown on a terminal (``auto`` format) instead of ``level``.
+    """
     out: IO[str] = sys.stderr if stream is None else stream
     handler: logging.Handler
     if fmt == "json":
         handler = logging.StreamHandler(out)
         handler.setFormatter(JsonFormatter())
-    elif fmt == "auto" and out.isatty():
-        from rich.console import Console
-        from rich.logging import RichHandler
-
-        handler = RichHandler(console=Console(file=out), show_path=False, markup=False, rich_tracebacks=False)
-        handler.setFormatter(logging.Formatter("%(context)s%(message)s"))
+    elif fmt == "auto" and terminal.is_tty(out):
+        console = terminal.stderr_console() if out is sys.stderr else Console(file=out, highlight=False)
+        handler = ConsoleHandler(console)
+        level = terminal_level or level
     else:
         handler = logging.StreamHandler(out)
         handler.setFormatter(TextFormatter())

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
@@ -111,3 +113,29 @@ def test_demo_runs_end_to_end_on_an_embedded_database() -> None:
         assert "what landed in ss_events" in result.stdout
     finally:
         shutil.rmtree(base, ignore_errors=True)
+
+
+def test_an_interrupted_command_exits_130(make_simulator: MakeSim) -> None:
+    from ingestor.simulator import Faults
+
+    sim = make_simulator(faults=Faults(api_errors_next=1, api_latency=2.0))
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("SS_", "DB_", "DATABASE_", "EMBEDDED_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ingestor", "ping"],
+        env={**base, "LOG_FORMAT": "text", **sim.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while sim.counters.api_calls("test/ping") == 0:  # the first call failed: ping is retrying now
+            assert time.monotonic() < deadline and proc.poll() is None, "ping did not call the API"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, (out, err)
+    assert err.splitlines()[-1] == "interrupted" and "Traceback" not in err

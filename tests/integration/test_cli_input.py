@@ -3,9 +3,14 @@ traceback, an overflow deep in date arithmetic or a database error."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from ingestor.db.embedded import default_data_dir
+
 from fixtures.cli import invoke
+from fixtures.sim import RunningSimulator
 
 
 @pytest.mark.parametrize(
@@ -42,3 +47,17 @@ def test_out_of_range_settings_are_a_configuration_error(migrated_db_url: str) -
     assert result.exit_code == 2 and "RETENTION_DAYS" in result.stderr and "Traceback" not in result.stderr
     interval = invoke(migrated_db_url, "status", env={"INGEST_INTERVAL_MINUTES": "inf"})
     assert interval.exit_code == 2 and "finite" in interval.stderr
+
+
+def test_the_simulator_never_writes_into_the_default_embedded_database(
+    simulator: RunningSimulator, tmp_path: Path
+) -> None:
+    env = {**simulator.env, "DATABASE_URL": "", "DB_HOST": "", "EMBEDDED_DB_DIR": "", "HOME": str(tmp_path)}
+    before = default_data_dir().exists()
+    for args in (["backfill", "0"], ["once"], ["run", "--health-port", "0"]):
+        result = invoke("", *args, env=env)
+        assert result.exit_code == 2, (args, result.output)
+        assert (
+            result.stderr.count("\n") == 1 and "is a simulator" in result.stderr and "EMBEDDED_DB_DIR=" in result.stderr
+        )
+    assert default_data_dir().exists() == before and simulator.counters.downloads_started() == 0

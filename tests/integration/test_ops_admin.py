@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import shutil
 import threading
@@ -144,8 +146,10 @@ def test_types_lists_catalog_stored_and_unknown_types(
 
     seen = json.loads(invoke(migrated_db_url, "types", "--json", "--seen").stdout)
     assert [item["type"] for item in seen["types"]] == ["blocklist", "scan_futureproto", "scan_ssl"]
-    table = invoke(migrated_db_url, "types", "--seen")
+    table = invoke(migrated_db_url, "types", "--seen", "--format", "table")
     assert "not in the catalog" in table.stdout and "scan_futureproto" in table.stdout
+    piped = list(csv.DictReader(io.StringIO(invoke(migrated_db_url, "types", "--seen").stdout)))  # piped: CSV
+    assert [(row["type"], row["in_catalog"]) for row in piped][1] == ("scan_futureproto", "False")
 
 
 def test_types_api_asks_the_subscriptions_and_offered_types(make_simulator: MakeSim, migrated_db_url: str) -> None:

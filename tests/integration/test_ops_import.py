@@ -4,6 +4,7 @@ ledger and audit as API files; a re-import inserts nothing; bad paths are one li
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import zipfile
 from collections.abc import Callable
@@ -110,8 +111,30 @@ def test_type_and_date_flags_name_a_file_whose_name_does_not(
     ]
 
 
-def test_bad_paths_are_one_line_each_and_the_others_load(
+def test_bad_files_are_one_line_each_and_the_others_load(
     make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=1, rows=5, types=("scan_ssl",))
+    (report,) = sim.reports()
+    good = tmp_path / report.file
+    shutil.copyfile(sim.sim.path_of(report), good)
+    broken = tmp_path / "2026-11-18-scan_http-org-geo.csv.gz"
+    broken.write_bytes(gzip.compress(good.read_bytes())[:30])
+
+    result = invoke(migrated_db_url, "import", str(good), str(broken))
+
+    assert result.exit_code == 4
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr
+    assert "scan_http-org-geo.csv.gz" in errors[0] and "cannot read" in errors[0]
+    assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(report.row_count,)]
+
+    only_bad = invoke(migrated_db_url, "import", str(broken))
+    assert only_bad.exit_code == 1 and only_bad.stderr.count("error:") == 1
+
+
+def test_a_path_that_cannot_be_imported_is_one_line_and_exit_2_before_anything_starts(
+    make_simulator: MakeSim, fresh_db_url: str, tmp_path: Path
 ) -> None:
     sim = make_simulator(days=1, rows=5, types=("scan_ssl",))
     (report,) = sim.reports()
@@ -119,21 +142,50 @@ def test_bad_paths_are_one_line_each_and_the_others_load(
     shutil.copyfile(sim.sim.path_of(report), good)
     nameless = tmp_path / "export.csv"
     shutil.copyfile(good, nameless)
-    broken = tmp_path / "2026-11-18-scan_http-org-geo.csv.gz"
-    broken.write_bytes(gzip.compress(good.read_bytes())[:30])
 
-    result = invoke(migrated_db_url, "import", str(good), str(nameless), str(broken), str(tmp_path / "missing.zip"))
+    missing = invoke(fresh_db_url, "import", str(good), str(tmp_path / "missing.zip"))
+    assert (missing.exit_code, missing.stderr) == (2, f"error: {tmp_path / 'missing.zip'}: no such file or directory\n")
+    unnamed = invoke(fresh_db_url, "import", str(good), str(nameless))
+    assert unnamed.exit_code == 2 and unnamed.stderr.count("\n") == 1
+    assert "export.csv" in unnamed.stderr and "give --type and --date" in unnamed.stderr
+    # nothing started: the empty database was not even migrated
+    assert query(fresh_db_url, "SELECT count(*) FROM pg_class WHERE relname LIKE 'ss%%'") == [(0,)]
 
-    assert result.exit_code == 4
-    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(errors) == 3 and "Traceback" not in result.stderr
-    assert any("export.csv" in line and "--type and --date" in line for line in errors)
-    assert any("scan_http-org-geo.csv.gz" in line and "cannot read" in line for line in errors)
-    assert any("missing.zip" in line and "no such file" in line for line in errors)
+
+def test_a_directory_skips_files_not_named_like_reports(
+    make_simulator: MakeSim, migrated_db_url: str, tmp_path: Path
+) -> None:
+    sim = make_simulator(days=1, rows=5, types=("scan_ssl",))
+    (report,) = sim.reports()
+    folder = tmp_path / "mail"
+    folder.mkdir()
+    shutil.copyfile(sim.sim.path_of(report), folder / report.file)
+    (folder / "notes.csv").write_text("not,a,report\n")
+
+    result = invoke(migrated_db_url, "import", str(folder))
+
+    assert result.exit_code == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if "notes.csv" in line] == [
+        f"skipped {folder / 'notes.csv'}: the name is not YYYY-MM-DD-<type>-<id>.csv; give --type and --date"
+    ]
     assert query(migrated_db_url, "SELECT count(*) FROM ss_events") == [(report.row_count,)]
+    (folder / report.file).unlink()
+    only_notes = invoke(migrated_db_url, "import", str(folder))
+    assert only_notes.exit_code == 2 and "nothing to import" in only_notes.stderr
 
-    only_bad = invoke(migrated_db_url, "import", str(broken))
-    assert only_bad.exit_code == 1 and only_bad.stderr.count("error:") == 1
+
+def test_an_unreadable_file_is_one_line_and_exit_2(migrated_db_url: str, tmp_path: Path) -> None:
+    path = tmp_path / "2026-11-18-scan_ssl-org-geo.csv"
+    if os.geteuid() == 0:  # root may read any mode: name a file nobody may read, a write-only sysfs file
+        path.symlink_to(sorted(Path("/sys/bus").glob("*/uevent"))[0])
+    else:
+        path.write_text("timestamp,ip,port\n2026-11-18 01:00:00Z,192.0.2.1,443\n")
+        path.chmod(0)
+    result = invoke(migrated_db_url, "import", str(path))
+    assert (result.exit_code, result.stderr) == (
+        2,
+        f"error: {path}: permission denied: this user cannot read the file\n",
+    )
 
 
 @pytest.mark.parametrize(

@@ -107,7 +107,7 @@ def test_read_only_commands_never_grant_or_migrate_even_when_they_could(loaded: 
 
 
 def test_the_sessions_of_read_only_commands_refuse_writes(loaded: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("ingestor.cli.runtime.configure_logging", lambda *args: None)
+    monkeypatch.setattr("ingestor.cli.runtime.configure_logging", lambda *args, **kwargs: None)
     with runtime(need_db=True, read_only=True, overrides={"DATABASE_URL": loaded}) as rt:
         db = rt.require_db()
         with pytest.raises(DatabasePermissionError, match="read-only transaction"), db.connection() as conn:

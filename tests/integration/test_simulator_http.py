@@ -284,6 +284,7 @@ def test_cli_prints_the_settings_and_stops_on_sigterm(tmp_path: Path) -> None:
         assert lines[0].startswith("SS_API_URL=http://127.0.0.1:") and lines[0].endswith("/api2/")
         assert lines[1].startswith("SS_DOWNLOAD_URL=http://127.0.0.1:") and lines[1].endswith("/dl/")
         assert lines[2:] == ["SS_API_KEY=cli-key", "SS_API_SECRET=cli-secret"]
+        assert proc.stdout.readline().strip().endswith("/simulator/pgdata")  # never the default database
         api_url, download_url = lines[0].split("=", 1)[1], lines[1].split("=", 1)[1]
         body = b'{"apikey": "cli-key", "date": "2026-11-20", "type": "device_id"}'
         [item] = httpx.post(

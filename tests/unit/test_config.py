@@ -143,3 +143,31 @@ def test_the_viewer_password_is_a_secret() -> None:
     settings = load_settings({"VIEWER_PASSWORD": "viewer-pw-42"}, env_file=None)
     assert "viewer-pw-42" not in repr(settings) and "viewer-pw-42" in settings.secrets()
     assert settings.embedded_listen is None
+
+
+def test_a_copied_env_example_is_refused_naming_each_placeholder(tmp_path: Path) -> None:
+    env_file = tmp_path / ".env"
+    env_file.write_text("SS_API_KEY=<your-shadowserver-api-key>\nSS_API_SECRET=real-secret\nDB_NAME=shadowserver_db\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, env_file=env_file)
+    assert str(caught.value) == (
+        "invalid configuration: SS_API_KEY is still the placeholder <your-shadowserver-api-key> (from .env.example?):"
+        " replace it with your value, or remove it"
+    )
+    (secret := tmp_path / "secret").write_text("<choose-a-password-for-the-ingestor-role>\n")
+    with pytest.raises(ConfigError, match="DB_PASSWORD is still the placeholder"):
+        load_settings({"DB_PASSWORD_FILE": str(secret)}, env_file=None)
+    assert load_settings({"SS_API_KEY": "<your-shadowserver-api-key>"}, env_file=None, overrides={"SS_API_KEY": "k"})
+    assert load_settings({"SOMETHING_ELSE": "<not ours>", "SS_API_KEY": "a<b>c"}, env_file=None)
+
+
+def test_a_simulator_is_told_apart_from_the_real_api() -> None:
+    assert not load_settings({}, env_file=None).api_is_local
+    for url in (
+        "http://127.0.0.1:8080/api2/",
+        "http://localhost:8080/api2/",
+        "http://[::1]:80/",
+        "http://simulator:8080/api2/",
+    ):
+        assert load_settings({"SS_API_URL": url}, env_file=None).api_is_local, url
+    assert load_settings({"SS_API_KEY": "demo-key"}, env_file=None).api_is_local

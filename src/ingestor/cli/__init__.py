@@ -6,7 +6,7 @@ from typing import IO, Any
 
 import click
 
-from ingestor import __version__
+from ingestor import __version__, terminal
 
 
 class UsageProblem(click.ClickException):
@@ -29,6 +29,8 @@ class IngestorGroup(click.Group):
     def make_context(
         self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
     ) -> click.Context:
+        if parent is None:  # a new invocation (tests run several in one process)
+            terminal.reset_verbosity()
         try:
             return super().make_context(info_name, args, parent, **extra)
         except click.UsageError as exc:
@@ -41,6 +43,30 @@ class IngestorGroup(click.Group):
             raise _one_line(exc) from None
 
 
+def _verbose(ctx: click.Context, param: click.Parameter, value: int) -> None:
+    terminal.set_verbosity(value or 0)
+
+
+def verbose_option() -> click.Option:
+    """``-v``: on a terminal, show the log's INFO lines (the details of each file); ``-vv``: DEBUG too."""
+    return click.Option(
+        ["-v", "--verbose"],
+        count=True,
+        expose_value=False,
+        is_eager=True,
+        callback=_verbose,
+        help="On a terminal, also show the log's details (-vv: debug lines).",
+    )
+
+
+def _add_verbose(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_verbose(sub)
+    if not any("-v" in param.opts for param in command.params):
+        command.params.append(verbose_option())
+
+
 @click.group(cls=IngestorGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="shadowserver-ingestor")
 def main() -> None:
@@ -48,7 +74,7 @@ def main() -> None:
 
 
 def _register() -> None:
-    from ingestor.cli import db, demo, events, ingest, service, simulate
+    from ingestor.cli import db, demo, doctor, events, ingest, service, simulate
 
     for command in (
         ingest.ping,
@@ -60,12 +86,14 @@ def _register() -> None:
         demo.demo,
         db.db,
         events.events,
+        doctor.doctor,
     ):
         main.add_command(command)
     from ingestor.cli import ops
 
     for command in ops.COMMANDS:
         main.add_command(command)
+    _add_verbose(main)
 
 
 _register()

@@ -13,12 +13,13 @@ from datetime import date
 from pathlib import Path
 
 import click
-from rich.console import Console
-from rich.table import Table
+from rich.rule import Rule
 
 from ingestor.cli.ingest import ingest_window
+from ingestor.cli.output import command_prefix
 from ingestor.cli.runtime import handle_errors, runtime
 from ingestor.db.embedded import default_data_dir
+from ingestor.ops.screen import Screen
 from ingestor.simulator import DEFAULT_TYPES, Malformations, Simulator, SimulatorConfig, SimulatorServer
 
 DEMO_KEY, DEMO_SECRET = "demo-key", "demo-secret"
@@ -41,7 +42,7 @@ def demo_data_dir() -> Path:
 def demo(days: int, rows: int, data_dir: Path | None) -> None:
     """Simulator + embedded PostgreSQL + a backfill through the real pipeline, then what landed."""
     data_dir = data_dir or demo_data_dir()
-    console = Console()
+    console = Screen()
     config = SimulatorConfig(
         days=days + 1,
         rows=rows,
@@ -64,7 +65,7 @@ def demo(days: int, rows: int, data_dir: Path | None) -> None:
         }
         with runtime(need_api=True, need_db=True, overrides=overrides) as rt:
             logging.getLogger("ingestor.simulator").setLevel(logging.WARNING)
-            console.rule("[bold]shadowserver-ingestor demo")
+            _rule(console, "shadowserver-ingestor demo")
             console.print(
                 f"simulator on {server.api_url} serving {len(sim.reports())} report files "
                 f"({rows} rows each, {days + 1} days, a few malformed rows, one report type unknown to the catalog)"
@@ -72,7 +73,7 @@ def demo(days: int, rows: int, data_dir: Path | None) -> None:
             console.print(f"embedded PostgreSQL in {data_dir}\n")
             first = ingest_window(rt, "backfill", days=days)
             _show_landed(rt.require_db().conninfo, console)
-            console.rule("second cycle: everything is already loaded")
+            _rule(console, "second cycle: everything is already loaded")
             downloads = sim.counters.downloads_started()
             second = ingest_window(rt, "once")
             console.print(
@@ -83,7 +84,11 @@ def demo(days: int, rows: int, data_dir: Path | None) -> None:
     sys.exit(max(first.exit_code, second.exit_code))
 
 
-def _show_landed(conninfo: str, console: Console) -> None:
+def _rule(console: Screen, title: str) -> None:
+    console.print(f"\n== {title} ==" if console.plain else Rule(f"[bold]{title}"))
+
+
+def _show_landed(conninfo: str, console: Screen) -> None:
     import psycopg
 
     with psycopg.connect(conninfo) as conn:
@@ -96,15 +101,22 @@ def _show_landed(conninfo: str, console: Console) -> None:
             " FROM ss_events ORDER BY report_type, id"
         ).fetchall()
         findings = conn.execute("SELECT count(*) FROM ss_findings").fetchone()
-    table = Table(title="what landed in ss_events", title_justify="left")
-    for column in ("report type", "rows", "days", "with IP", "from", "to"):
-        table.add_column(column, justify="right" if column in ("rows", "days", "with IP") else "left")
+    table = console.table(
+        "what landed in ss_events",
+        "report type",
+        "rows",
+        "days",
+        "with IP",
+        "from",
+        "to",
+        right=("rows", "days", "with IP"),
+    )
     for report_type, count, day_count, with_ip, first, last in per_type:
         table.add_row(report_type, f"{count:,}", str(day_count), f"{with_ip:,}", _day(first), _day(last))
     console.print(table)
-    sample = Table(title="one row per type: the subject columns", title_justify="left")
-    for column in ("report type", "ip", "port", "asn", "geo", "hostname", "severity"):
-        sample.add_column(column)
+    sample = console.table(
+        "one row per type: the subject columns", "report type", "ip", "port", "asn", "geo", "hostname", "severity"
+    )
     for row in samples:
         sample.add_row(*("" if value is None else str(value) for value in row))
     console.print(sample)
@@ -115,12 +127,14 @@ def _day(value: date | None) -> str:
     return value.isoformat() if value else ""
 
 
-def _next_steps(console: Console, data_dir: Path) -> None:
-    console.rule("next")
+def _next_steps(console: Screen, data_dir: Path) -> None:
+    _rule(console, "next")
+    me = command_prefix()
     console.print(
         "Query the demo database with the operator commands, e.g.\n"
-        f"  EMBEDDED_DB_DIR={data_dir} shadowserver-ingestor status\n"
-        f"  EMBEDDED_DB_DIR={data_dir} shadowserver-ingestor search --ip 192.0.2.0/24\n"
-        "Point it at the real API: set SS_API_KEY and SS_API_SECRET (see the README), then\n"
-        "  shadowserver-ingestor backfill 7   or   shadowserver-ingestor run"
+        f"  EMBEDDED_DB_DIR={data_dir} {me} status\n"
+        f"  EMBEDDED_DB_DIR={data_dir} {me} search --ip 192.0.2.0/24\n"
+        "With your Shadowserver API key: put SS_API_KEY and SS_API_SECRET in .env (see the README), then\n"
+        f"  {me} doctor        checks the key, the database and the rest\n"
+        f"  {me} backfill 7    or   {me} run"
     )

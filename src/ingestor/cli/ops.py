@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime
@@ -17,23 +18,25 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 import httpx
-from rich.console import Console
 
 from ingestor.catalog import SEVERITIES, Catalog, data_catalog_path, load_catalog
 from ingestor.catalog import refresh as catalog_refresh
 from ingestor.catalog.refresh import PUBLISHED_URL
 from ingestor.cli import UsageProblem, params
-from ingestor.cli.output import RichReporter, is_terminal, print_result
+from ingestor.cli.output import chosen_format, format_option, is_terminal, print_result, reporter_for_terminal
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
+from ingestor.config import Settings
 from ingestor.db.lock import IngestionLock
 from ingestor.limits import FileLimits
 from ingestor.ops import filters as flt
-from ingestor.ops.formats import FORMATS, PIPED_WIDTH, json_value, write_rows
-from ingestor.ops.imports import plan_import, run_import
+from ingestor.ops.formats import FORMATS, json_value, write_rows
+from ingestor.ops.imports import ImportPlan, ImportProblem, check_named_path, plan_import, run_import
 from ingestor.ops.inventory import collect_types
 from ingestor.ops.render import render_prune, render_status, render_types
 from ingestor.ops.retention import DEFAULT_BATCH
+from ingestor.ops.retention import check_arguments as check_prune
 from ingestor.ops.retention import prune as prune_events
+from ingestor.ops.screen import Screen
 from ingestor.ops.search import (
     EVENT_COLUMNS,
     FINDING_COLUMNS,
@@ -44,8 +47,40 @@ from ingestor.ops.search import (
     unknown_types,
 )
 from ingestor.ops.status import collect_status
-from ingestor.pipeline import Reporter
 from ingestor.redaction import first_line
+
+EVENT_PRIORITY = (
+    "report_date",
+    "report_type",
+    "ip",
+    "port",
+    "severity",
+    "hostname",
+    "asn",
+    "geo",
+    "tag",
+    "event_time",
+    "id",
+)
+"""The columns of ``search`` in order of importance: on a narrow terminal the last ones are left out."""
+FINDING_PRIORITY = (
+    "report_type",
+    "first_seen",
+    "ip",
+    "port",
+    "severity",
+    "hostname",
+    "finding_key",
+    "times_seen",
+    "asn",
+    "last_seen",
+    "geo",
+    "tag",
+    "report_date",
+    "event_time",
+    "id",
+)
+"""The columns of ``new`` in order of importance."""
 
 TERMINAL_LIMIT = 100
 """Rows shown on a terminal unless ``--limit`` says otherwise; piped output is unlimited by default."""
@@ -79,9 +114,18 @@ class Parsed(_ParamType):
             self.fail(str(exc), param, ctx)
 
 
-def _console() -> Console:
-    """Rich output on stdout; piped, wide enough that tables keep their natural width."""
-    return Console(highlight=False, width=None if is_terminal() else PIPED_WIDTH)
+def report_format_options(*, csv_piped: bool = False) -> Callable[[F], F]:
+    """``--format`` (and ``--json``) of the commands that print a report."""
+    choices = ("table", "csv", "json") if csv_piped else ("table", "json")
+    default = "table on a terminal, csv when piped" if csv_piped else "table (plain text when piped)"
+
+    def decorate(command: F) -> F:
+        command = click.option("--json", "as_json", is_flag=True, help="Same as --format json.")(command)
+        return click.option("--format", "fmt", type=click.Choice(choices), help=f"Output format [default: {default}].")(
+            command
+        )
+
+    return decorate
 
 
 def _today() -> date:
@@ -118,6 +162,9 @@ def filter_options(command: F) -> F:
             "--limit",
             type=click.IntRange(0, params.MAX_ROWS),
             help=f"At most this many rows; 0 = all [default: {TERMINAL_LIMIT} on a terminal, all when piped].",
+        ),
+        click.option(
+            "--wide", is_flag=True, help="On a terminal, show every column (else those that fit, most useful first)."
         ),
         click.option("--explain", "show_plan", is_flag=True, help="Print PostgreSQL's query plan instead of rows."),
     ]
@@ -173,8 +220,10 @@ def _emit(
     fmt: str | None,
     limit: int | None,
     title: str,
+    priority: tuple[str, ...] = (),
+    stop: threading.Event | None = None,
 ) -> int:
-    """Stream rows to stdout; on a terminal, say when the limit cut the output."""
+    """Stream rows to stdout; on a terminal, say when the limit cut the output or columns were left out."""
     fmt = fmt or ("table" if is_terminal() else "csv")
     wanted = _limit(limit)
     rows = rows_of(None if wanted is None else wanted + 1, fmt in ("json", "ndjson"))
@@ -186,10 +235,21 @@ def _emit(
             if wanted is not None and count >= wanted:
                 more = True
                 return
+            if stop is not None and stop.is_set():  # Ctrl-C: stop streaming (the command then exits 130)
+                return
             yield row
 
+    left_out: list[str] = []
     try:
-        written = write_rows(limited(), columns, fmt, sys.stdout, title=title if fmt == "table" else None)
+        written = write_rows(
+            limited(),
+            columns,
+            fmt,
+            sys.stdout,
+            title=title if fmt == "table" else None,
+            priority=priority,
+            left_out=left_out,
+        )
         sys.stdout.flush()
     except BrokenPipeError:
         # The reader went away (`| head`): stop quietly, and keep Python from complaining at exit.
@@ -200,6 +260,12 @@ def _emit(
         rows.close()
     if more and (is_terminal() or sys.stderr.isatty()):
         click.echo(f"{written} rows shown; more match (--limit 0 shows all)", err=True)
+    if left_out:
+        click.echo(
+            f"columns left out to fit the terminal: {', '.join(left_out)}"
+            " (--wide shows them; --format csv or json has all)",
+            err=True,
+        )
     return written
 
 
@@ -208,7 +274,7 @@ def _emit(
 @click.option("--until", type=DAY, help="Report date up to, inclusive.")
 @filter_options
 @handle_errors
-def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+def search(fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **values: Any) -> None:
     """Events matching every given filter, newest report date first.
 
     \b
@@ -226,7 +292,15 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
             return
         with db.connection() as conn:
             title = f"events: {filters.describe()}"
-            _emit(lambda n, raw: search_events(conn, filters, n, with_raw=raw), EVENT_COLUMNS, fmt, limit, title)
+            _emit(
+                lambda n, raw: search_events(conn, filters, n, with_raw=raw),
+                EVENT_COLUMNS,
+                fmt,
+                limit,
+                title,
+                priority=() if wide else EVENT_PRIORITY,
+                stop=rt.stop,
+            )
 
 
 @click.command()
@@ -234,7 +308,9 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
 @click.option("--until", type=DAY, help="Last day of the window, inclusive [default: today].")
 @filter_options
 @handle_errors
-def new(since: date, until: date | None, fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -> None:
+def new(
+    since: date, until: date | None, fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **values: Any
+) -> None:
     """Findings first seen between --since and --until: absent from every earlier report date.
 
     A finding is a report type plus its subject IP and service port (or the type's natural key). Each
@@ -262,6 +338,8 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
                 fmt,
                 limit,
                 title,
+                priority=() if wide else FINDING_PRIORITY,
+                stop=rt.stop,
             )
 
 
@@ -270,27 +348,55 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
 @click.option("--type", "report_type", type=TYPE_NAME, help="Report type of every file (else from its name).")
 @click.option("--date", "report_date", type=DAY, help="Report date of every file (else from its name).")
 @click.option("--force", is_flag=True, help="Load files again even if already imported (rows stay deduplicated).")
+@format_option()
 @handle_errors
-def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: date | None, force: bool) -> None:
+def import_files(
+    paths: tuple[Path, ...],
+    report_type: str | None,
+    report_date: date | None,
+    force: bool,
+    fmt: str | None,
+    as_json: bool,
+) -> None:
     """Load local report files: CSV, .csv.gz, or .zip archives of CSVs; directories recursively.
 
     The report type and date come from each file name (YYYY-MM-DD-<type>-<id>.csv, inside a .gz or
-    .zip too) unless given. Files already imported (same content) are skipped unless --force. Exit
-    codes: 0 all loaded or skipped, 4 some failed, 1 none could be loaded, 3 another ingestor is running.
+    .zip too) unless given; files in a directory whose names are not report names are skipped (and
+    said). Files already imported (same content) are skipped unless --force. Exit codes: 0 all loaded
+    or skipped, 4 some failed, 1 none could be loaded, 2 a path that does not exist, cannot be read or
+    has no report name, 3 another ingestor is running.
     """
-    with runtime(need_db=True) as rt, ExitStack() as stack:
-        limits = FileLimits.from_settings(rt.settings)
-        plan = plan_import(list(paths), report_type=report_type, report_date=report_date, limits=limits)
+    unusable = [problem for path in paths if (problem := check_named_path(path)) is not None]
+    _refuse_paths(unusable)
+    plans: list[ImportPlan] = []
+
+    def plan_files(settings: Settings) -> None:  # before the database starts: a misnamed file is a usage error
+        plan = plan_import(
+            list(paths), report_type=report_type, report_date=report_date, limits=FileLimits.from_settings(settings)
+        )
+        _refuse_paths(plan.misnamed)
+        plans.append(plan)
+
+    with runtime(need_db=True, check=plan_files) as rt, ExitStack() as stack:
+        plan = plans[0]
         for problem in plan.problems:
             click.echo(f"error: {problem}", err=True)
+        for skipped in plan.skipped:
+            click.echo(f"skipped {skipped}", err=True)
         for duplicate in plan.duplicates:
             click.echo(f"skipped {duplicate}", err=True)
-        reporter: Reporter | None = None
-        if is_terminal() and plan.reports:
-            reporter = stack.enter_context(RichReporter())
+        if not plan.reports and not plan.problems:
+            raise InputError(f"nothing to import: no file named like a report in {', '.join(map(str, paths))}")
+        reporter = reporter_for_terminal() if plan.reports else None
+        if reporter is not None:
+            stack.enter_context(reporter)
         outcome = run_import(rt.settings, rt.require_db(), plan, force=force, stop=rt.stop, reporter=reporter)
     if outcome.result is not None:
-        print_result(outcome.result)
+        print_result(
+            outcome.result,
+            chosen_format(fmt, as_json),
+            files_shown=reporter is not None and reporter.files_shown > 0,
+        )
     if outcome.already_loaded:
         click.echo(
             f"{len(outcome.already_loaded)} file(s) already imported, skipped (--force loads them again): "
@@ -299,45 +405,60 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
         )
     code = outcome.result.exit_code if outcome.result is not None else 0
     if plan.problems:
-        click.echo(f"{len(plan.problems)} path(s) could not be imported", err=True)
+        if len(plan.problems) > 1:
+            click.echo(f"{len(plan.problems)} files could not be imported", err=True)
         usable = outcome.result is not None and (outcome.result.totals.files_loaded or outcome.already_loaded)
         code = max(code, 4) if usable else 1
     sys.exit(code)
 
 
+def _refuse_paths(problems: list[ImportProblem]) -> None:
+    """Paths that cannot be imported at all: one line each, exit 2, before anything starts."""
+    if problems:
+        for problem in problems[:-1]:
+            click.echo(f"error: {problem}", err=True)
+        raise InputError(str(problems[-1]))
+
+
 @click.command()
 @click.option("--days", type=click.IntRange(min=1, max=366), default=7, show_default=True, help="Days shown.")
 @click.option("--runs", type=click.IntRange(min=1, max=1000), default=10, show_default=True, help="Runs shown.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@report_format_options()
 @handle_errors
-def status(days: int, runs: int, as_json: bool) -> None:
+def status(days: int, runs: int, fmt: str | None, as_json: bool) -> None:
     """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
     with runtime(need_db=True, read_only=True) as rt:
         db = rt.require_db()
         with db.connection() as conn:
             data = collect_status(conn, days=days, runs=runs, today=_today())
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
-    if as_json:
+    if (fmt or "table") == "json" or as_json:
         click.echo(json.dumps(json_value(data), indent=2))
     else:
-        render_status(data, _console())
+        render_status(data, Screen())
+
+
+TYPE_COLUMNS = ("type", "family", "default_severity", "in_catalog", "events", "last_date", "files", "offered")
 
 
 @click.command()
 @click.option("--api", "ask_api", is_flag=True, help="Also ask the API (reports/subscribed, reports/types).")
 @click.option("--seen", is_flag=True, help="Only types with events or ledger entries.")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@report_format_options(csv_piped=True)
 @handle_errors
-def types(ask_api: bool, seen: bool, as_json: bool) -> None:
+def types(ask_api: bool, seen: bool, fmt: str | None, as_json: bool) -> None:
     """Report types: the catalog's, those in the database (with event counts), unknown ones, the API's."""
     with runtime(need_db=True, read_only=True, need_api=ask_api) as rt, rt.require_db().connection() as conn:
         data = collect_types(conn, load_catalog(), rt.client if ask_api else None)
     if seen:
         data["types"] = [item for item in data["types"] if item["events"] or item["files"]]
-    if as_json:
+    fmt = "json" if as_json else fmt or ("table" if is_terminal() else "csv")
+    if fmt == "json":
         click.echo(json.dumps(json_value(data), indent=2))
+    elif fmt == "csv":
+        write_rows(data["types"], TYPE_COLUMNS, "csv", sys.stdout, raw_column=None)
     else:
-        render_types(data, _console())
+        render_types(data, Screen())
 
 
 @click.group()
@@ -425,7 +546,7 @@ def _catalog_name(catalog: Catalog) -> str:
 @click.option("--batch", type=click.IntRange(1, 1_000_000), help=f"Events per DELETE [default: {DEFAULT_BATCH}].")
 @click.option("--ledger-older-than", type=params.days(), help="Ledger days [default: LEDGER_RETENTION_DAYS].")
 @click.option("--audit-older-than", type=params.days(), help="Audit days [default: AUDIT_RETENTION_DAYS].")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@report_format_options()
 @handle_errors
 def prune(
     days: int | None,
@@ -433,36 +554,49 @@ def prune(
     batch: int | None,
     ledger_older_than: int | None,
     audit_older_than: int | None,
+    fmt: str | None,
     as_json: bool,
 ) -> None:
     """Delete events whose report date is more than --older-than days before today (UTC), in short batches.
 
-    Ingestion goes on meanwhile. Findings keep their history; the ledger and the audit log are kept
-    unless their own retention is set (0 = keep). Each prune is recorded in ss_ingestion_log (kind
-    prune, events deleted in events_skipped).
+    Ingestion goes on meanwhile; whole partitions before the cutoff are dropped. Findings keep their
+    history; the ledger and the audit log are kept unless their own retention is set (0 = keep). Each
+    prune is recorded in ss_maintenance_log (status shows the latest).
     """
-    with runtime(need_db=True) as rt:
-        settings = rt.settings
-        days = days or settings.retention_days
-        if not days:
-            raise click.UsageError("give --older-than DAYS (or set RETENTION_DAYS)")
+    chosen: dict[str, int] = {}
+
+    def check(settings: Settings) -> None:  # before the database starts
+        chosen["days"] = days or settings.retention_days
+        chosen["batch"] = batch or settings.retention_batch_rows
+        chosen["ledger"] = settings.ledger_retention_days if ledger_older_than is None else ledger_older_than
+        chosen["audit"] = settings.audit_retention_days if audit_older_than is None else audit_older_than
+        if not chosen["days"]:
+            raise InputError(
+                "give --older-than DAYS (or set RETENTION_DAYS) (see 'shadowserver-ingestor prune --help')"
+            )
+        try:
+            check_prune(chosen["days"], batch=chosen["batch"], ledger_days=chosen["ledger"])
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+
+    with runtime(need_db=True, check=check) as rt:
         try:
             result = prune_events(
                 rt.require_db(),
-                days,
+                chosen["days"],
                 today=_today(),
                 dry_run=dry_run,
-                batch=batch or settings.retention_batch_rows,
-                ledger_days=settings.ledger_retention_days if ledger_older_than is None else ledger_older_than,
-                audit_days=settings.audit_retention_days if audit_older_than is None else audit_older_than,
+                batch=chosen["batch"],
+                ledger_days=chosen["ledger"],
+                audit_days=chosen["audit"],
                 stop=rt.stop,
             )
         except ValueError as exc:
             raise InputError(str(exc)) from None
-    if as_json:
+    if (fmt or "table") == "json" or as_json:
         click.echo(json.dumps(json_value(result.as_dict()), indent=2))
     else:
-        render_prune(result, _console())
+        render_prune(result, Screen())
     sys.exit(result.exit_code)
 
 

@@ -17,24 +17,31 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
+from urllib.parse import urlsplit
 
 import click
 import psycopg
 
+from ingestor import terminal
 from ingestor.api.client import DownloadLimits, RetryPolicy, ShadowserverClient
 from ingestor.catalog import configure_data_dir
+from ingestor.cli.output import suggest
 from ingestor.config import Settings, load_settings
 from ingestor.db.connect import Database
-from ingestor.db.migrate import check_schema, migrate
-from ingestor.errors import IngestorError
+from ingestor.db.embedded import default_data_dir
+from ingestor.db.migrate import Migration, check_schema, migrate
+from ingestor.errors import ConfigError, IngestorError
 from ingestor.logs import configure_logging
 from ingestor.redaction import REDACTOR, first_line, redact
 from ingestor.service.watchdog import ShutdownWatchdog
 
 log = logging.getLogger("ingestor.cli")
+
+INTERRUPTED = threading.Event()
+"""Set when SIGTERM or SIGINT reached a command: whatever it then ends with, its exit code is 130."""
 
 READ_ONLY_SESSION = {"default_transaction_read_only": "on"}
 """Session settings of the read-only commands: any write fails with PostgreSQL's read-only error."""
@@ -50,6 +57,8 @@ class Runtime:
     watchdog: ShutdownWatchdog
     db: Database | None = None
     client: ShadowserverClient | None = None
+    migrated: list[Migration] = field(default_factory=list)
+    """The migrations this command applied while opening the database."""
 
     def cancel_statements(self) -> None:
         """Cancel what this process runs on the database (called by the watchdog when a stop comes)."""
@@ -86,6 +95,7 @@ def stop_on_signals(stop: threading.Event) -> Generator[None, None, None]:
         if stop.is_set() and signum == signal.SIGINT:
             raise KeyboardInterrupt
         name = signal.Signals(signum).name
+        INTERRUPTED.set()
         log.warning("%s received: finishing cleanly (the current file is abandoned and retried later)", name)
         stop.set()
 
@@ -108,15 +118,25 @@ def runtime(
     read_only: bool = False,
     overrides: Mapping[str, Any] | None = None,
     stop: threading.Event | None = None,
+    service: bool = False,
+    check: Callable[[Settings], None] | None = None,
 ) -> Generator[Runtime, None, None]:
     """Load settings (all problems at once), then open what the command needs.
+
+    On a terminal the log shows warnings and errors only, unless ``-v`` or ``LOG_LEVEL`` asks for more; a
+    ``service``'s log is its output and keeps ``LOG_LEVEL``. ``check`` validates the command's arguments
+    against the settings before anything starts (it raises a usage error).
 
     With ``need_db`` the schema is migrated (and the viewer granted), or with ``read_only`` checked only:
     a schema behind or ahead of this version is then an error naming the fix, and every session of the
     command is read-only.
     """
     settings = load_settings(require_api=need_api, overrides=overrides)
-    configure_logging(settings.log_level, settings.log_format)
+    if need_api and (need_db or service):
+        keep_simulated_data_apart(settings)
+    if check is not None:
+        check(settings)
+    configure_logging(settings.log_level, settings.log_format, terminal_level=terminal_level(settings, service))
     REDACTOR.add(*settings.secrets())
     configure_data_dir(settings.data_dir)
     stop = stop or threading.Event()
@@ -133,8 +153,8 @@ def runtime(
                 with rt.db.connect() as conn:  # a direct connection: an unreachable server fails at once
                     if read_only:
                         check_schema(conn)
-                    elif applied := migrate(conn, settings.viewer_role):
-                        log.info("schema migrated to %s", applied[-1].label)
+                    else:
+                        rt.migrated = migrate(conn, settings.viewer_role)
             if need_api:
                 rt.client = make_client(settings, stop)
             yield rt
@@ -146,24 +166,67 @@ def runtime(
             watchdog.disarm()
 
 
+def keep_simulated_data_apart(settings: Settings) -> None:
+    """Refuse to load a simulator's reports into the default embedded database, where real data belongs.
+
+    The simulator's rows (example.org, documentation addresses) would stay there, mixed with the real
+    ones; an EMBEDDED_DB_DIR of its own (any explicit one) keeps them apart.
+    """
+    if settings.api_is_local and settings.uses_embedded_db and settings.embedded_db_dir is None:
+        own = default_data_dir().parent / "simulator" / "pgdata"
+        raise ConfigError(
+            [
+                f"SS_API_URL is a simulator ({urlsplit(settings.api_url).netloc}), and its reports would land in the"
+                " default embedded"
+                f" database ({default_data_dir()}), where your real data belongs: set EMBEDDED_DB_DIR to a directory"
+                f" of its own, e.g. EMBEDDED_DB_DIR={own}"
+            ]
+        )
+
+
+def terminal_level(settings: Settings, service: bool) -> str | None:
+    """The log level shown on a terminal: WARNING for a command unless -v (INFO) or -vv (DEBUG), or
+    ``LOG_LEVEL`` was set explicitly; None (= ``LOG_LEVEL``) for the service."""
+    if service or "log_level" in settings.model_fields_set:
+        return None
+    return ("WARNING", "INFO")[terminal.verbosity()] if terminal.verbosity() < 2 else "DEBUG"
+
+
 def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
-    """Turn the ingestor's errors into one line on stderr and the error's exit code."""
+    """Turn the ingestor's errors into one line on stderr and the error's exit code.
+
+    A command that a signal interrupted exits 130, however it ended (a cancelled query, a request cut
+    short, or simply done); the service exits 0 by itself after a clean stop.
+    """
 
     @functools.wraps(command)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        INTERRUPTED.clear()
         try:
-            return command(*args, **kwargs)
-        except IngestorError as exc:
-            click.echo(f"error: {redact(str(exc))}", err=True)
-            sys.exit(exc.exit_code)
-        except psycopg.Error as exc:
-            click.echo(
-                f"error: database: {first_line(exc)}",
-                err=True,
-            )
-            sys.exit(1)
+            result = command(*args, **kwargs)
+        except (IngestorError, psycopg.Error) as exc:
+            if INTERRUPTED.is_set():
+                click.echo("interrupted", err=True)
+                sys.exit(130)
+            _fail(exc)
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             sys.exit(130)
+        if INTERRUPTED.is_set():
+            click.echo("interrupted", err=True)
+            sys.exit(130)
+        return result
 
     return wrapper
+
+
+def _fail(exc: IngestorError | psycopg.Error) -> NoReturn:
+    """One line for ``exc`` on stderr, then its exit code."""
+    if isinstance(exc, IngestorError):
+        click.echo(f"error: {suggest(redact(str(exc)))}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(
+        f"error: database: {first_line(exc)}",
+        err=True,
+    )
+    sys.exit(1)

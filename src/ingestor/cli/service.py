@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import click
@@ -44,10 +45,11 @@ def run(**options: Any) -> None:
         "HEALTH_HOST": options["health_host"],
         "HEALTH_PORT": options["health_port"],
     }
-    with runtime(need_api=True, overrides=overrides) as rt:
+    with runtime(need_api=True, overrides=overrides, service=True) as rt:
         rt.db = Database.from_settings(rt.settings)  # closed (embedded lease released) by the runtime
         if not rt.stop.is_set():
             serve(rt.settings, rt.db, rt.require_client(), rt.stop)
     elapsed = rt.watchdog.elapsed()
     if elapsed is not None:  # a service stopped by SIGTERM/SIGINT has done its job: exit 0
         log.info("stopped cleanly %.1f s after the shutdown request", elapsed)
+    sys.exit(0)

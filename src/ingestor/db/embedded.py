@@ -406,6 +406,11 @@ def _copy_installation(bindir: Path, dest: Path) -> Path:
     return dest / package.name / install.name / "bin"
 
 
+def major_version(bindir: Path) -> str:
+    """The PostgreSQL major of the server binaries in ``bindir`` (``"18"``)."""
+    return _major_version(bindir)
+
+
 def _major_version(bindir: Path) -> str:
     out = subprocess.run([bindir / "postgres", "-V"], capture_output=True, text=True, check=False).stdout
     if (match := re.search(r"\(PostgreSQL\) (\d+)", out)) is None:

@@ -2,7 +2,9 @@
 
 Machine formats carry no decoration: a CSV header and rows, one JSON array, or one JSON object per line.
 Dates and times are ISO 8601 (UTC), IP addresses text, ``raw_data`` an object (JSON formats only). The
-table is printed in chunks, so even an unlimited table needs bounded memory.
+table is printed in chunks, so even an unlimited table needs bounded memory. On a terminal it shows the
+columns that fit its width, most useful first (the rest with ``--wide``); elsewhere it is plain text with
+every column (:class:`~ingestor.ops.screen.Screen`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,13 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TextIO, cast
 
-from rich.console import Console
-from rich.table import Table
+from ingestor.ops.screen import Screen
+from ingestor.terminal import iso_time
 
 FORMATS = ("table", "csv", "json", "ndjson")
 TABLE_CHUNK = 500
 """Rows per printed table: a table is laid out whole, so long outputs come as several tables."""
 
-PIPED_WIDTH = 1000
 _ADDRESSES = (
     ipaddress.IPv4Address,
     ipaddress.IPv6Address,
@@ -52,11 +53,11 @@ def json_value(value: Any) -> Any:
 
 
 def text_value(value: Any) -> str:
-    """A cell of CSV or a table: empty for NULL, ``YYYY-MM-DD HH:MM:SS`` for times (UTC)."""
+    """A cell of CSV or a table: empty for NULL, ``YYYY-MM-DD HH:MM:SSZ`` for times (UTC)."""
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.strftime("%Y-%m-%d %H:%M:%S")
+        return iso_time(value)
     if isinstance(value, Mapping | list):
         return json.dumps(json_value(value), ensure_ascii=False)
     return str(json_value(value))
@@ -70,10 +71,14 @@ def write_rows(
     *,
     raw_column: str | None = "raw_data",
     title: str | None = None,
+    priority: Sequence[str] = (),
+    left_out: list[str] | None = None,
 ) -> int:
     """Write ``rows`` in format ``fmt``; return how many were written.
 
-    ``columns`` are the CSV and table columns; JSON formats add ``raw_column`` when the rows have it.
+    ``columns`` are the CSV and table columns; JSON formats add ``raw_column`` when the rows have it. A
+    table on a terminal narrower than its rows keeps the columns of ``priority`` that fit (in that order
+    of importance) and appends the others it left out to ``left_out``; without ``priority`` it shows all.
     """
     if fmt == "csv":
         return _write_csv(rows, columns, out)
@@ -81,7 +86,7 @@ def write_rows(
         keys = [*columns, raw_column] if raw_column else list(columns)
         return _write_json(rows, keys, out, lines=fmt == "ndjson")
     if fmt == "table":
-        return _write_table(rows, columns, out, title)
+        return _write_table(rows, columns, out, title, priority, left_out if left_out is not None else [])
     raise ValueError(f"unknown output format {fmt!r}")
 
 
@@ -115,28 +120,52 @@ def _write_json(rows: Iterable[Mapping[str, Any]], keys: Sequence[str], out: Tex
     return count
 
 
-def _write_table(rows: Iterable[Mapping[str, Any]], columns: Sequence[str], out: TextIO, title: str | None) -> int:
-    # Piped, a table keeps its natural width instead of folding into 80 columns.
-    console = Console(file=out, highlight=False, soft_wrap=False, width=None if out.isatty() else PIPED_WIDTH)
+def _write_table(
+    rows: Iterable[Mapping[str, Any]],
+    columns: Sequence[str],
+    out: TextIO,
+    title: str | None,
+    priority: Sequence[str],
+    left_out: list[str],
+) -> int:
+    screen = Screen(out)
     count = 0
+    shown: list[int] | None = None
     chunk: list[list[str]] = []
     for row in rows:
         chunk.append([text_value(row.get(column)) for column in columns])
         count += 1
         if len(chunk) == TABLE_CHUNK:
-            console.print(_table(columns, chunk, title if count == TABLE_CHUNK else None))
+            shown = shown or _fitting(screen, columns, chunk, priority, left_out)
+            screen.print(_table(screen, columns, chunk, shown, title if count == TABLE_CHUNK else None))
             chunk = []
     if chunk or count == 0:
-        console.print(_table(columns, chunk, title if count <= TABLE_CHUNK else None))
+        shown = shown or _fitting(screen, columns, chunk, priority, left_out)
+        screen.print(_table(screen, columns, chunk, shown, title if count <= TABLE_CHUNK else None))
     return count
 
 
-def _table(columns: Sequence[str], cells: list[list[str]], title: str | None) -> Table:
-    table = Table(title=title, title_justify="left", header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="right" if column in _RIGHT_ALIGNED else "left", overflow="fold")
+def _fitting(
+    screen: Screen, columns: Sequence[str], cells: list[list[str]], priority: Sequence[str], left_out: list[str]
+) -> list[int]:
+    """Indexes of the columns to show: all of them, or on a terminal those of ``priority`` that fit."""
+    every = list(range(len(columns)))
+    if screen.plain or not priority:
+        return every
+    ranked = [columns.index(name) for name in priority if name in columns]
+    ranked += [index for index in every if index not in ranked]
+    keep = len(ranked)
+    while keep > 1 and screen.measure(_table(screen, columns, cells, sorted(ranked[:keep]), None)) > screen.width:
+        keep -= 1
+    left_out.extend(columns[index] for index in ranked[keep:])
+    return sorted(ranked[:keep])
+
+
+def _table(screen: Screen, columns: Sequence[str], cells: list[list[str]], shown: list[int], title: str | None) -> Any:
+    names = [columns[index] for index in shown]
+    table = screen.table(title, *names, right=tuple(name for name in names if name in _RIGHT_ALIGNED))
     for line in cells:
-        table.add_row(*line)
+        table.add_row(*(line[index] for index in shown))
     return table
 
 

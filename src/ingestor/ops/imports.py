@@ -70,6 +70,8 @@ class ImportProblem:
 
     path: str
     message: str
+    unnamed: bool = False
+    """The file's name does not say its report type and date (and no --type/--date said it)."""
 
     def __str__(self) -> str:
         return f"{self.path}: {self.message}"
@@ -128,6 +130,14 @@ class ImportPlan:
     problems: list[ImportProblem] = field(default_factory=list)
     duplicates: list[str] = field(default_factory=list)
     """Labels of files whose content another file of this import already has."""
+    skipped: list[ImportProblem] = field(default_factory=list)
+    """Files found in a directory whose names are not report names: not reports, or to be named with
+    --type and --date (not failures)."""
+
+    @property
+    def misnamed(self) -> list[ImportProblem]:
+        """Files named on the command line whose names say neither type nor date: a usage error."""
+        return [problem for problem in self.problems if problem.unnamed]
 
 
 @dataclass
@@ -143,6 +153,37 @@ class FoundFile:
 
     path: Path
     follow: bool = False
+    named: bool = False
+    """Named on the command line (not found in a directory)."""
+
+
+def check_named_path(path: Path) -> ImportProblem | None:
+    """A path named on the command line that cannot be imported at all (missing, unreadable), else None.
+
+    Checked before anything starts: such a path is a usage error.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        if exc.errno == errno.ENOENT and os.path.lexists(path):
+            return ImportProblem(str(path), "a symbolic link to nothing (its target does not exist)")
+        if exc.errno == errno.ENOENT:
+            return ImportProblem(str(path), "no such file or directory")
+        if exc.errno == errno.EACCES:
+            return ImportProblem(str(path), "permission denied: this user cannot reach it")
+        return None  # a link loop and the like: reported and skipped with the other files
+    what = "directory" if stat.S_ISDIR(mode) else "file"
+    try:  # try it rather than ask os.access: root may read what its mode forbids, yet not everything
+        if stat.S_ISDIR(mode):
+            with os.scandir(path):
+                pass
+        elif stat.S_ISREG(mode):
+            os.close(os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)))
+    except PermissionError:
+        return ImportProblem(str(path), f"permission denied: this user cannot read the {what}")
+    except OSError:
+        return None  # reported and skipped with the other files (see find_files)
+    return None
 
 
 def find_files(paths: Iterable[Path]) -> Iterator[FoundFile | ImportProblem]:
@@ -161,7 +202,7 @@ def find_files(paths: Iterable[Path]) -> Iterator[FoundFile | ImportProblem]:
                 yield ImportProblem(str(path), _link_problem(exc))
                 continue
             if stat.S_ISREG(target):
-                yield FoundFile(path, follow=True)
+                yield FoundFile(path, follow=True, named=True)
             else:
                 yield ImportProblem(str(path), f"a symbolic link to {_kind(target)}: not followed (only to a file)")
         elif stat.S_ISDIR(mode):
@@ -173,7 +214,7 @@ def find_files(paths: Iterable[Path]) -> Iterator[FoundFile | ImportProblem]:
             yield from problems
             yield from (FoundFile(p) for p in sorted(found))
         elif stat.S_ISREG(mode):
-            yield FoundFile(path)
+            yield FoundFile(path, named=True)
         else:
             yield ImportProblem(str(path), f"{_kind(mode)}, not a regular file: skipped")
 
@@ -234,7 +275,9 @@ def plan_import(
             plan.problems.append(found)
             continue
         for item in _csv_members(found, report_type, report_date, limits):
-            if isinstance(item, ImportProblem):
+            if isinstance(item, ImportProblem) and item.unnamed and not found.named:
+                plan.skipped.append(item)
+            elif isinstance(item, ImportProblem):
                 plan.problems.append(item)
             elif item.sha256 in seen:
                 plan.duplicates.append(f"{item.label} (same content as {seen[item.sha256]})")
@@ -307,14 +350,14 @@ def _describe(
         try:
             day = date.fromisoformat(match.group(1))
         except ValueError:
-            return ImportProblem(where, f"the date in the file name is not a date: {match.group(1)}")
+            return ImportProblem(where, f"the date in the file name is not a date: {match.group(1)}", unnamed=True)
     if kind is None or day is None:
         missing = " and ".join(flag for flag, value in (("--type", kind), ("--date", day)) if value is None)
-        return ImportProblem(where, f"the name is not YYYY-MM-DD-<type>-<id>.csv; give {missing}")
+        return ImportProblem(where, f"the name is not YYYY-MM-DD-<type>-<id>.csv; give {missing}", unnamed=True)
     try:
         kind = parse_type_name(kind)
     except ValueError as exc:
-        return ImportProblem(where, f"{exc}; give --type")
+        return ImportProblem(where, f"{exc}; give --type", unnamed=True)
     try:
         with closing(_open_csv(path, member, follow=found.follow, limits=limits, label=where)) as stream:
             size, digest = _copy(stream, None, limits, where)

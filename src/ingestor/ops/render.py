@@ -1,7 +1,8 @@
-"""Human views of ``status``, ``types`` and ``prune``: rich tables with readable numbers.
+"""Human views of ``status``, ``types`` and ``prune``: tables with readable numbers.
 
-On a terminal they are coloured; piped, rich drops colours and the layout stays plain text. Scripts use
-``--json`` instead.
+On a terminal they are coloured rich tables; piped, plain aligned text without box drawing or trailing
+spaces (:class:`~ingestor.ops.screen.Screen`). Scripts use ``--format json`` instead. Times are UTC,
+``2026-12-01 08:38:38Z``.
 """
 
 from __future__ import annotations
@@ -9,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from ingestor.ops.formats import human_bytes, human_count, human_seconds
 from ingestor.ops.retention import PruneResult
+from ingestor.ops.screen import Screen
+from ingestor.terminal import iso_time
 
 PRUNE_DATES_SHOWN = 20
 
@@ -26,34 +26,27 @@ def _status(status: str | None) -> str:
 
 
 def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+    return iso_time(value)
 
 
-def _table(title: str, *columns: str, right: tuple[str, ...] = ()) -> Table:
-    table = Table(title=title, title_justify="left", title_style="bold", header_style="bold")
-    for column in columns:
-        table.add_column(column, justify="right" if column in right else "left", overflow="fold")
-    return table
-
-
-def render_status(data: dict[str, Any], console: Console) -> None:
+def render_status(data: dict[str, Any], screen: Screen) -> None:
     """The status report as a summary line and tables."""
     db = data["database"]
     first, last = db["first_report_date"], db["last_report_date"]
-    console.print(
+    screen.print(
         f"[bold]database[/] {human_bytes(db['size_bytes'])} (events {human_bytes(db['events_bytes'])}, "
         f"~{human_count(db['events_estimate'])} events, ~{human_count(db['findings_estimate'])} findings"
         + (f", report dates {first} to {last}" if first else ", no events")
         + f"); schema {db['schema_version']}; last successful ingestion cycle {_when(db['last_success'])}"
     )
     holder = db.get("ingestion_lock")
-    console.print(f"ingesting now: {holder}" if holder else "ingesting now: no")
-    runs = _table(
+    screen.print(f"ingesting now: {holder}" if holder else "ingesting now: no")
+    runs = screen.table(
         "latest runs",
         "run",
         "kind",
         "status",
-        "started (UTC)",
+        "started",
         "took",
         "files new/loaded/failed",
         "inserted",
@@ -76,13 +69,13 @@ def render_status(data: dict[str, Any], console: Console) -> None:
             human_count(run["rows_rejected"]),
             note,
         )
-    console.print(runs if data["runs"] else "no runs recorded yet")
+    screen.print(runs if data["runs"] else "no runs recorded yet")
     if data.get("maintenance"):
-        prunes = _table(
+        prunes = screen.table(
             "latest prunes",
             "id",
             "status",
-            "started (UTC)",
+            "started",
             "took",
             "cutoff",
             "events deleted",
@@ -99,9 +92,11 @@ def render_status(data: dict[str, Any], console: Console) -> None:
                 human_count(item["events_deleted"]),
                 item["error"] or "",
             )
-        console.print(prunes)
+        screen.print(prunes)
     if data["failed_files"]:
-        failed = _table("files that failed", "file", "type", "date", "status", "attempts", "error", right=("attempts",))
+        failed = screen.table(
+            "files that failed", "file", "type", "date", "status", "attempts", "error", right=("attempts",)
+        )
         for item in data["failed_files"]:
             failed.add_row(
                 item["file_name"] or "-",
@@ -111,9 +106,9 @@ def render_status(data: dict[str, Any], console: Console) -> None:
                 str(item["attempts"]),
                 item["error"] or "",
             )
-        console.print(failed)
+        screen.print(failed)
     if data["unknown_types"]:
-        unknown = _table(
+        unknown = screen.table(
             "report types not in the catalog (loaded with the generic mapping; try `catalog refresh`)",
             "type",
             "files",
@@ -130,17 +125,17 @@ def render_status(data: dict[str, Any], console: Console) -> None:
                 str(item["first_date"]),
                 str(item["last_date"]),
             )
-        console.print(unknown)
-    _render_rows_by_type(data["rows_by_type"], console)
+        screen.print(unknown)
+    _render_rows_by_type(data["rows_by_type"], screen)
 
 
-def _render_rows_by_type(pivot: dict[str, Any], console: Console) -> None:
+def _render_rows_by_type(pivot: dict[str, Any], screen: Screen) -> None:
     days = pivot["days"]
     if not pivot["types"]:
-        console.print(f"no events with report dates {pivot['since']} to {pivot['until']}")
+        screen.print(f"no events with report dates {pivot['since']} to {pivot['until']}")
         return
     labels = [day.strftime("%m-%d") for day in days]
-    table = _table(
+    table = screen.table(
         f"events per report type and report date ({pivot['since']} to {pivot['until']})",
         "type",
         *labels,
@@ -150,15 +145,15 @@ def _render_rows_by_type(pivot: dict[str, Any], console: Console) -> None:
     for entry in pivot["types"]:
         cells = [human_count(entry["by_date"].get(day.isoformat())) for day in days]
         table.add_row(entry["report_type"], *cells, human_count(entry["total"]))
-    console.print(table)
+    screen.print(table)
 
 
-def render_types(data: dict[str, Any], console: Console, *, seen_only: bool = False) -> None:
+def render_types(data: dict[str, Any], screen: Screen, *, seen_only: bool = False) -> None:
     """The report-type inventory as one table, then what the API said."""
     api = data["api"]
     columns = ["type", "family", "severity", "events", "last date", "files", "note"]
     title = f"report types (catalog: {data['catalog']['types']} types, {data['catalog'].get('file') or 'shipped'})"
-    table = _table(title, *columns, right=("events", "files"))
+    table = screen.table(title, *columns, right=("events", "files"))
     shown = 0
     for item in data["types"]:
         if seen_only and not (item["events"] or item["files"]):
@@ -178,26 +173,26 @@ def render_types(data: dict[str, Any], console: Console, *, seen_only: bool = Fa
             ", ".join(notes),
         )
         shown += 1
-    console.print(table if shown else "no report type seen in the database yet")
+    screen.print(table if shown else "no report type seen in the database yet")
     if data["unknown_types"]:
-        console.print(f"[yellow]types seen but not in the catalog:[/] {', '.join(data['unknown_types'])}")
+        screen.print(f"[yellow]types seen but not in the catalog:[/] {', '.join(data['unknown_types'])}")
     if api is not None:
-        console.print(f"subscribed (reports/subscribed): {', '.join(api['subscribed']) or 'none'}")
-        console.print(f"offered (reports/types): {len(api['offered'])} types")
+        screen.print(f"subscribed (reports/subscribed): {', '.join(api['subscribed']) or 'none'}")
+        screen.print(f"offered (reports/types): {len(api['offered'])} types")
 
 
-def render_prune(result: PruneResult, console: Console) -> None:
+def render_prune(result: PruneResult, screen: Screen) -> None:
     """What a prune removed, or would remove."""
     verb = "would delete" if result.dry_run else "deleted"
     days = sorted(result.events_by_date)
     span = f" of {len(days)} report dates ({days[0]} to {days[-1]})" if days else ""
     if days:
-        table = _table(f"events before {result.cutoff}", "report date", "events", right=("events",))
+        table = screen.table(f"events before {result.cutoff}", "report date", "events", right=("events",))
         for day in days[:PRUNE_DATES_SHOWN]:
             table.add_row(str(day), human_count(result.events_by_date[day]))
         if len(days) > PRUNE_DATES_SHOWN:
             table.add_row(f"... {len(days) - PRUNE_DATES_SHOWN} more dates", "")
-        console.print(table)
+        screen.print(table)
     line = (
         f"{_status(result.status) if not result.dry_run else '[bold]dry run[/]'}: {verb} "
         f"{human_count(result.events)} events before {result.cutoff}{span}, "
@@ -214,6 +209,6 @@ def render_prune(result: PruneResult, console: Console) -> None:
             f" in {human_seconds(result.seconds)} ({result.batches} batches, longest {result.max_batch_seconds:.2f} s;"
             f" run {result.run_id})"
         )
-    console.print(line)
+    screen.print(line)
     if result.error:
-        console.print(f"[red]error:[/] {result.error}")
+        screen.print(f"[red]error:[/] {result.error}")

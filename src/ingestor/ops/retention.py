@@ -108,6 +108,19 @@ def cutoff_date(older_than_days: int, today: date | None = None) -> date:
     return (today or datetime.now(UTC).date()) - timedelta(days=older_than_days)
 
 
+def check_arguments(older_than_days: int, *, batch: int = DEFAULT_BATCH, ledger_days: int = 0) -> None:
+    """Raise ``ValueError`` for a prune that cannot be done (checked before anything starts)."""
+    if older_than_days < 1:
+        raise ValueError("the retention must be at least 1 day")
+    if batch < 1:
+        raise ValueError("the batch size must be at least 1")
+    if ledger_days and ledger_days < older_than_days:
+        raise ValueError(
+            f"the ledger retention ({ledger_days} days) must not be shorter than the event retention "
+            f"({older_than_days} days): pruned files would be downloaded and loaded again"
+        )
+
+
 def prune(
     db: Database,
     older_than_days: int,
@@ -126,15 +139,7 @@ def prune(
     :class:`InstanceLockedError` when another prune runs; a database failure during the prune is
     recorded and returned as status ``error``.
     """
-    if older_than_days < 1:
-        raise ValueError("the retention must be at least 1 day")
-    if batch < 1:
-        raise ValueError("the batch size must be at least 1")
-    if ledger_days and ledger_days < older_than_days:
-        raise ValueError(
-            f"the ledger retention ({ledger_days} days) must not be shorter than the event retention "
-            f"({older_than_days} days): pruned files would be downloaded and loaded again"
-        )
+    check_arguments(older_than_days, batch=batch, ledger_days=ledger_days)
     stop = stop or threading.Event()
     result = PruneResult(cutoff=cutoff_date(older_than_days, today), dry_run=dry_run)
     if ledger_days:

@@ -13,6 +13,7 @@ traceback on stderr, which would break ``LOG_FORMAT=json``).
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
@@ -25,7 +26,7 @@ from urllib.parse import urlsplit
 
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
-from ingestor.errors import ConfigError
+from ingestor.errors import ConfigError, PortInUseError
 from ingestor.service.health import HealthCheck
 
 log = logging.getLogger(__name__)
@@ -150,6 +151,11 @@ class HealthServer:
         try:
             self._server = _Server((host, port), check, timeout)
         except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise PortInUseError(
+                    f"port in use: HEALTH_PORT {port} (on {host}) is held by another program, perhaps another"
+                    " ingestor: stop it, or set HEALTH_PORT to a free port"
+                ) from None
             raise ConfigError([f"HEALTH_PORT: cannot listen on {host}:{port}: {exc.strerror or exc}"]) from None
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="health-server", daemon=True

@@ -95,7 +95,7 @@ ORDER BY report_type, report_date;
 -- Sizes and extent without counting: reltuples is PostgreSQL's estimate (exact after ANALYZE); a table
 -- never analysed yet (reltuples -1, so a small one: autovacuum analyses large ones) is counted.
 SELECT pg_database_size(current_database()) AS database_bytes,
-       pg_total_relation_size('ss_events') AS events_bytes,
+       (SELECT COALESCE(SUM(pg_total_relation_size(relid)), 0) FROM pg_partition_tree('ss_events')) AS events_bytes,
        (SELECT CASE WHEN reltuples < 0 THEN (SELECT COUNT(*) FROM ss_events) ELSE reltuples::bigint END
         FROM pg_class WHERE oid = 'ss_events'::regclass) AS events_estimate,
        (SELECT CASE WHEN reltuples < 0 THEN (SELECT COUNT(*) FROM ss_findings) ELSE reltuples::bigint END
@@ -192,3 +192,20 @@ WITH RECURSIVE day AS (
   FROM day WHERE day.report_date IS NOT NULL
 )
 SELECT report_date FROM day WHERE report_date IS NOT NULL;
+
+-- name: doctor_database
+-- What `doctor` asks the database: the server's version, the role's privileges, the viewer role's.
+SELECT current_setting('server_version_num')::int AS version_num,
+       current_setting('server_version') AS version,
+       current_user AS role,
+       current_database() AS database,
+       has_schema_privilege(current_user, current_schema(), 'CREATE') AS can_create,
+       has_database_privilege(current_user, current_database(), 'TEMPORARY') AS can_temp,
+       to_regclass('ss_events') IS NOT NULL AS has_events,
+       CASE WHEN to_regclass('ss_events') IS NOT NULL
+            THEN has_table_privilege(current_user, 'ss_events', 'INSERT') END AS can_insert,
+       EXISTS (SELECT FROM pg_roles WHERE rolname = %(viewer)s) AS viewer_exists,
+       CASE WHEN to_regclass('ss_events') IS NOT NULL AND EXISTS (SELECT FROM pg_roles WHERE rolname = %(viewer)s)
+            THEN has_table_privilege(%(viewer)s, 'ss_events', 'SELECT')
+                 AND has_table_privilege(%(viewer)s, 'ss_ingestion_log', 'SELECT') END AS viewer_can_read,
+       EXISTS (SELECT FROM pg_roles WHERE rolname = %(viewer)s AND rolcanlogin) AS viewer_can_login;

@@ -38,6 +38,7 @@ from ingestor.errors import (
     ReportFileError,
     StopRequested,
 )
+from ingestor.lifecycle import FindingsPolicy
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
 from ingestor.parse.worker import shared_worker
@@ -66,6 +67,7 @@ class FileLoader:
         self.today = today
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
+        self.findings = FindingsPolicy.from_settings(settings)
 
     @property
     def in_flight(self) -> list[int]:
@@ -125,6 +127,7 @@ class FileLoader:
                     batch_rows=self.settings.batch_rows,
                     stop=self.stop,
                     progress=self.reporter.rows_loaded,
+                    findings=self.findings,
                 )
                 ledger.mark_loaded(
                     conn,

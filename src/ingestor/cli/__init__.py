@@ -66,6 +66,10 @@ def _register() -> None:
 
     for command in ops.COMMANDS:
         main.add_command(command)
+    from ingestor.cli import picture
+
+    for command in picture.COMMANDS:
+        main.add_command(command)
 
 
 _register()

@@ -131,7 +131,37 @@ def render_status(data: dict[str, Any], console: Console) -> None:
                 str(item["last_date"]),
             )
         console.print(unknown)
+    if "feed" in data:
+        _render_feed(data["feed"], console)
     _render_rows_by_type(data["rows_by_type"], console)
+
+
+def _render_feed(section: dict[str, Any], console: Console) -> None:
+    """Alarms on the feed itself (docs/findings.md), and the columns that changed per type."""
+    for alarm in section["alarms"]:
+        console.print(f"[yellow]feed alarm[/] ({alarm['kind']}): {alarm['message']}")
+    current = [item for item in section["columns"] if item["current"]]
+    if current:
+        table = _table(
+            "columns new to or vanished from the published schema (as in each type's latest file)",
+            "type",
+            "change",
+            "column",
+            "first seen",
+            "last seen",
+            "files",
+            right=("files",),
+        )
+        for item in current:
+            table.add_row(
+                item["report_type"],
+                item["change"],
+                item["column_name"],
+                str(item["first_seen"]),
+                str(item["last_seen"]),
+                human_count(item["files"]),
+            )
+        console.print(table)
 
 
 def _render_rows_by_type(pivot: dict[str, Any], console: Console) -> None:

@@ -7,12 +7,11 @@ import json
 from datetime import date
 
 import httpx
+from test_client import make_client
 
 from ingestor.api.client import ReportItem
 from ingestor.config import load_settings
 from ingestor.listing import wanted
-
-from test_client import make_client
 
 
 def test_several_report_types_are_sent_as_the_types_list() -> None:

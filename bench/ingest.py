@@ -43,6 +43,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from ingestor.catalog import load_catalog
+from ingestor.db import partitions
 from ingestor.db.connect import EMBEDDED_SETTINGS
 from ingestor.db.embedded import EmbeddedPostgres
 from ingestor.db.migrate import migrate
@@ -358,6 +359,9 @@ class Bench:
             for name, _ in indexes:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
             copies = max(1, -(-target // rows))
+            day_range = conn.execute("SELECT min(report_date) - %s, max(report_date) FROM seed", (copies,)).fetchone()
+            assert day_range is not None
+            partitions.ensure_range(conn, day_range[0], day_range[1], "month")  # earlier months too (on the 1st)
             for day in range(1, copies + 1):
                 conn.execute(
                     "INSERT INTO ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag,"

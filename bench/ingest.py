@@ -382,9 +382,10 @@ class Bench:
             for _, definition in indexes:  # a partitioned table's index covers its partitions'
                 conn.execute(definition.replace(" ON ONLY ", " ON "))  # type: ignore[arg-type]
             conn.execute(
-                "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen)"
+                "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen, seen_days)"
                 " SELECT report_type, ss_finding_key(report_type, ip, port, raw_data, event_hash), MIN(report_date),"
-                " MAX(report_date), COUNT(*) FROM ss_events GROUP BY 1, 2"
+                " MAX(report_date), COUNT(*), ss_days_bits(MIN(report_date), array_agg(report_date))"
+                " FROM ss_events GROUP BY 1, 2"
             )
             conn.execute("VACUUM ANALYZE ss_events")
             conn.execute("VACUUM ANALYZE ss_findings")

@@ -108,10 +108,11 @@ ORDER BY j
 
 FILL_FINDINGS = """
 INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen, first_event_hash,
-                         last_event_hash)
+                         last_event_hash, seen_days)
 SELECT report_type, finding_key, MIN(report_date), MAX(report_date), COUNT(*),
        (array_agg(event_hash ORDER BY report_date, event_hash))[1],
-       (array_agg(event_hash ORDER BY report_date DESC, event_hash))[1]
+       (array_agg(event_hash ORDER BY report_date DESC, event_hash))[1],
+       ss_days_bits(MIN(report_date), array_agg(report_date))
 FROM (SELECT report_type, report_date, event_hash, ss_finding_key(report_type, ip, port, raw_data, event_hash)
              AS finding_key
       FROM ss_events) keyed

@@ -75,6 +75,29 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
+MAX_RESOLVE_DAYS = 366
+
+
+def parse_resolve_days(value: str) -> tuple[int, dict[str, int]]:
+    """``3`` or ``3,scan_ssl=5,event4_sinkhole=7``: full report days of absence after which a finding is
+    resolved, by default and per report type; raise ValueError otherwise."""
+    default: int | None = None
+    per_type: dict[str, int] = {}
+    for part in (item.strip() for item in value.split(",")):
+        name, equals, number = part.rpartition("=")
+        if not number.strip().isdigit() or not 1 <= int(number) <= MAX_RESOLVE_DAYS:
+            raise ValueError(f"{part!r}: give a number of days from 1 to {MAX_RESOLVE_DAYS}, or type=days")
+        if not equals:
+            if default is not None:
+                raise ValueError("more than one default number of days")
+            default = int(number)
+        elif not TYPE_NAME.match(name.strip()):
+            raise ValueError(f"{name.strip()!r} is not a report type name")
+        else:
+            per_type[name.strip()] = int(number)
+    return (3 if default is None else default), per_type
+
+
 def _split_csv(value: Any) -> Any:
     if isinstance(value, str):
         return [item.strip() for item in value.split(",") if item.strip()]
@@ -92,6 +115,8 @@ class Settings(BaseModel):
     api_key: SecretStr = Field(SecretStr(""), alias="SS_API_KEY")
     api_secret: SecretStr = Field(SecretStr(""), alias="SS_API_SECRET")
     report_types: CsvList = Field(alias="SS_REPORT_TYPES")
+    excluded_types: CsvList = Field(alias="SS_EXCLUDE_TYPES")
+    delta_types: CsvList = Field(alias="SS_DELTA_TYPES")
     subscriptions: CsvList = Field(alias="SS_REPORTS")
     lookback_days: int = Field(2, ge=0, le=3650, alias="SS_LOOKBACK_DAYS")
     list_limit: int = Field(1000, ge=1, le=1_000_000, alias="SS_LIST_LIMIT")
@@ -144,21 +169,42 @@ class Settings(BaseModel):
     health_failed_cycles: int = Field(3, ge=1, le=1_000_000, alias="HEALTH_FAILED_CYCLES")
     stop_timeout: float = Field(8.0, gt=0, le=3600, alias="STOP_TIMEOUT_SECONDS")
 
+    # Findings and the feed's alarms (docs/findings.md)
+    resolve_days: str = Field("3", alias="FINDINGS_RESOLVE_DAYS")
+    alarm_missing_type_days: int = Field(5, ge=0, le=7, alias="ALARM_MISSING_TYPE_DAYS")
+    alarm_empty_cycles: int = Field(4, ge=0, le=1_000_000, alias="ALARM_EMPTY_CYCLES")
+
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
     log_format: Literal["auto", "text", "json"] = Field("auto", alias="LOG_FORMAT")
 
-    @field_validator("report_types", "subscriptions", mode="before")
+    @field_validator("report_types", "excluded_types", "delta_types", "subscriptions", mode="before")
     @classmethod
     def _lists(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("report_types")
+    @field_validator("report_types", "excluded_types")
     @classmethod
     def _type_names(cls, value: list[str]) -> list[str]:
         bad = [name for name in value if not TYPE_NAME.match(name)]
         if bad:
             raise ValueError(f"not report type names: {', '.join(bad)}")
+        return value
+
+    @field_validator("delta_types")
+    @classmethod
+    def _delta_types(cls, value: list[str]) -> list[str]:
+        if "all" in value and len(value) > 1:
+            raise ValueError("either 'all' or report type names, not both")
+        bad = [name for name in value if name != "all" and not TYPE_NAME.match(name)]
+        if bad:
+            raise ValueError(f"not report type names: {', '.join(bad)}")
+        return value
+
+    @field_validator("resolve_days")
+    @classmethod
+    def _resolve_days(cls, value: str) -> str:
+        parse_resolve_days(value)
         return value
 
     @field_validator("api_url", "download_url")
@@ -270,6 +316,10 @@ class Settings(BaseModel):
         if self.retention_days:
             return max(self.events_oldest_date, today - timedelta(days=self.retention_days))
         return self.events_oldest_date
+
+    def resolve_after(self) -> tuple[int, dict[str, int]]:
+        """``FINDINGS_RESOLVE_DAYS`` as (the default, {report type: its own})."""
+        return parse_resolve_days(self.resolve_days)
 
     @property
     def interval(self) -> timedelta:

@@ -57,7 +57,10 @@ class Listing:
         items, whole = self._list(day, day, self.settings.report_types, self.settings.subscriptions)
         if whole:
             return items
-        types = self.settings.report_types or [str(name) for name in self.client.report_types(day.isoformat())]
+        excluded = set(self.settings.excluded_types)
+        types = self.settings.report_types or [
+            str(name) for name in self.client.report_types(day.isoformat()) if str(name) not in excluded
+        ]
         log.warning("listing %s hit SS_LIST_LIMIT; listing its %d report types one by one", day, len(types))
         found: list[ReportItem] = []
         for report_type in types:
@@ -82,12 +85,14 @@ class Listing:
 
 
 def wanted(items: Iterable[ReportItem], settings: Settings) -> list[ReportItem]:
-    """The items of the configured types and subscriptions, each file once, in (date, type, file) order."""
+    """The items of the configured types (SS_REPORT_TYPES, less SS_EXCLUDE_TYPES) and subscriptions, each file
+    once, in (date, type, file) order. The API has no exclusion filter: excluded types are listed, then dropped."""
     wanted_types = set(settings.report_types)
+    excluded = set(settings.excluded_types)
     wanted_subscriptions = set(settings.subscriptions)
     unique: dict[str, ReportItem] = {}
     for item in items:
-        if wanted_types and item.type not in wanted_types:
+        if (wanted_types and item.type not in wanted_types) or item.type in excluded:
             continue
         if wanted_subscriptions and item.subscription and item.subscription not in wanted_subscriptions:
             continue

@@ -9,14 +9,16 @@ A parse worker process (``parse/worker.py``) reads, normalises, hashes and forma
    which the transaction sees): one unique-index lookup per row, and, for the rare rows with non-ASCII
    text, one more for the hash v1.0.0 gave them;
 3. COPY the other rows straight into ``ss_events``;
-4. note the finding key of each inserted row in a second staging table.
+4. note the finding key of each inserted row in a second staging table, with the typed columns the
+   rollup counts it under (read back through the unique key: pages the COPY has just written).
 
 This is "COPY into staging, then deduplicate" with only the key in staging: new rows are written once, by
 COPY, instead of twice (staging, then ``INSERT ... SELECT ... ON CONFLICT``), and a batch of duplicates
 costs one index probe per row. Every statement is served by its index whatever the planner's statistics
 say (see ``db/sql/queries.sql``). The ingestion lock keeps other ingestors out meanwhile; should another
 writer slip in anyway, the unique key rejects the COPY and the file fails, to be loaded whole later. At
-the end the file's new rows update ``ss_findings`` and ``ss_reports``; nothing of ``ss_events`` is read back.
+the end the file's new rows update ``ss_reports``, and the finding lifecycle and the daily rollup
+(``lifecycle.py``) under the report type's lock.
 
 Everything happens inside the caller's transaction: a file is loaded whole or not at all. Counts always
 add up: ``rows_read = inserted + duplicates + rejected``.
@@ -40,6 +42,7 @@ import psycopg
 from ingestor.catalog import Catalog, ReportType
 from ingestor.db.queries import QUERIES
 from ingestor.errors import StopRequested
+from ingestor.lifecycle import DEFAULT_POLICY, FindingsPolicy, apply_file
 from ingestor.parse.batches import Batch, LoadStats, copy_text, read_header
 from ingestor.parse.content import check_header
 from ingestor.parse.worker import discard_worker, shared_worker
@@ -49,6 +52,8 @@ log = logging.getLogger(__name__)
 __all__ = ["LoadStats", "counts_json", "load_report"]
 
 COPY_CHUNK_BYTES = 1 << 20
+BATCH_ORDER_BITS = 21
+"""A row's order in its file is batch number << 21 | position in the batch (batches hold at most 1M rows)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class _File:
     batch_rows: int
     stop: threading.Event
     progress: Callable[[int], None] | None
+    findings: FindingsPolicy
 
 
 def load_report(
@@ -73,6 +79,7 @@ def load_report(
     batch_rows: int = 5_000,
     stop: threading.Event | None = None,
     progress: Callable[[int], None] | None = None,
+    findings: FindingsPolicy = DEFAULT_POLICY,
 ) -> LoadStats:
     """Load the report CSV at ``path``; the caller owns (and commits) the transaction."""
     started = time.monotonic()
@@ -84,7 +91,7 @@ def load_report(
     check_header(header, report)  # an HTML page, a JSON error, unrelated columns: fail, never "loaded"
     params = {"report_type": report.type, "report_date": report_date, "file_id": file_id}
     prefix = f"{copy_text(report.type)}\t{report_date.isoformat()}\t{file_id}\t"
-    file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress)
+    file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress, findings)
     stats = _load(conn, file)
     stats.known_type = report.known
     if report.known:
@@ -96,7 +103,7 @@ def load_report(
 
 
 def _load(conn: psycopg.Connection[Any], file: _File) -> LoadStats:
-    inserted = duplicates = 0
+    inserted = duplicates = batches = 0
     conn.execute(QUERIES["create_key_stage"])
     conn.execute(QUERIES["create_findings_stage"])
     stats: LoadStats | None = None
@@ -107,7 +114,8 @@ def _load(conn: psycopg.Connection[Any], file: _File) -> LoadStats:
                 break
             if file.stop.is_set():
                 raise StopRequested("stop requested while loading; the file's transaction is abandoned")
-            new = _insert_batch(conn, message, file.params)
+            new = _insert_batch(conn, message, {**file.params, "batch_base": batches << BATCH_ORDER_BITS})
+            batches += 1
             inserted += new
             duplicates += message.rows - new
             if file.progress is not None:
@@ -118,8 +126,13 @@ def _load(conn: psycopg.Connection[Any], file: _File) -> LoadStats:
     assert stats is not None
     stats.inserted = inserted
     stats.duplicates += duplicates
-    if stats.inserted:
-        conn.execute(QUERIES["update_findings"], file.params)
+    apply_file(
+        conn,
+        report_type=file.report.type,
+        report_date=file.params["report_date"],
+        policy=file.findings,
+        stage=stats.inserted > 0,
+    )
     if stats.rows_read:
         conn.execute(QUERIES["add_report_count"], {**file.params, "inserted": stats.inserted})
     for sample in stats.samples:

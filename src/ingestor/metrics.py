@@ -29,3 +29,9 @@ HEALTHY = Gauge(f"{PREFIX}_healthy", "1 while /health answers 200, else 0")
 DATABASE_REACHABLE = Gauge(f"{PREFIX}_database_reachable", "1 when the last database probe succeeded")
 CONSECUTIVE_FAILURES = Gauge(f"{PREFIX}_consecutive_failed_cycles", "Cycles failed in a row (0 after a success)")
 STANDBY = Gauge(f"{PREFIX}_standby", "1 while another instance holds the ingestion lock and this one waits")
+
+# The picture (picture/feed.py), set by the service after each cycle.
+FEED_ALARMS = Gauge(f"{PREFIX}_feed_alarm", "1 for each alarm on the feed itself", ["kind", "report_type"])
+OPEN_FINDINGS = Gauge(
+    f"{PREFIX}_open_findings", "Open findings by report type and severity", ["report_type", "severity"]
+)

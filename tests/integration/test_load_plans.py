@@ -33,7 +33,15 @@ TYPE = "scan_ssl"
 ROWS = 40_000
 """Rows of the report day planned against (the issue's collapse showed from 20,000 rows)."""
 UNIQUE_KEY = "ss_events_report_type_report_date_event_hash_key"
-TABLES = ("ss_events", "ss_findings", "ss_report_files", "ss_ingestion_log", "ss_reports")
+TABLES = (
+    "ss_events",
+    "ss_findings",
+    "ss_report_files",
+    "ss_ingestion_log",
+    "ss_reports",
+    "ss_report_days",
+    "ss_rollup_daily",
+)
 
 FILL_EVENTS = """
 INSERT INTO ss_events (report_type, report_date, file_id, ip, port, raw_data, event_hash)
@@ -61,9 +69,20 @@ def _fill_ledger_and_audit(conn: psycopg.Connection[Any], files: int) -> None:
         {"type": TYPE, "day": DAY, "n": files},
     )
     conn.execute(
-        "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen)"
-        " SELECT %(type)s, '10.1.' || (i / 250) || '.' || (i %% 250) || '|443', %(day)s, %(day)s, 1"
+        "INSERT INTO ss_findings (report_type, finding_key, first_seen, last_seen, times_seen, seen_days, state)"
+        " SELECT %(type)s, '10.1.' || (i / 250) || '.' || (i %% 250) || '|443', %(day)s::date - (i %% 30),"
+        " %(day)s::date - (i %% 30), 1, B'1', CASE WHEN i %% 3 = 0 THEN 'resolved' ELSE 'open' END"
         " FROM generate_series(1, %(n)s) i",
+        {"type": TYPE, "day": DAY - timedelta(days=1), "n": files},
+    )
+    conn.execute(
+        "INSERT INTO ss_report_days (report_type, report_date, delta)"
+        " SELECT %(type)s, %(day)s::date - i, false FROM generate_series(1, 400) i",
+        {"type": TYPE, "day": DAY},
+    )
+    conn.execute(
+        "INSERT INTO ss_rollup_daily (report_date, report_type, severity, asn, geo, org_id, rows)"
+        " SELECT %(day)s::date - (i %% 400), %(type)s, 'high', i, 'ZZ', 0, 1 FROM generate_series(1, %(n)s) i",
         {"type": TYPE, "day": DAY, "n": files},
     )
 
@@ -173,16 +192,68 @@ def _walk(node: dict[str, Any]) -> Iterator[dict[str, Any]]:
         yield from _walk(child)
 
 
-def test_findings_are_staged_without_reading_the_events(loaded: Loaded) -> None:
+def test_findings_are_staged_with_one_probe_of_the_unique_key_per_row(loaded: Loaded) -> None:
     conn = loaded.conn
     with conn.transaction(force_rollback=True):
         staged(conn, rows=100)
-        nodes = plan(conn, "stage_findings", {**PARAMS, "stored": [1, 2, 3]})
-        assert not scans_of(nodes, "ss_events"), nodes
-        assert not plan_touches(conn, "update_findings", PARAMS, "ss_events")
-        upsert = plan(conn, "update_findings", PARAMS)
-        assert not scans_of(upsert, "ss_findings"), upsert
-        assert upsert[0].get("Conflict Arbiter Indexes") == ["ss_findings_pkey"], upsert[0]
+        nodes = plan(conn, "stage_findings", {**PARAMS, "stored": [1, 2, 3], "batch_base": 0})
+        probes = scans_of(nodes, "ss_events")
+        assert probes and all(
+            p["Node Type"] in ("Index Scan", "Index Only Scan") and index_of(conn, p) == UNIQUE_KEY for p in probes
+        ), nodes
+        assert not any(node["Node Type"] in ("Hash Join", "Merge Join", "Hash") for node in nodes), nodes
+
+
+LIFECYCLE = {
+    **PARAMS,
+    "resolve_after": 3,
+    "in_order": True,
+    "newly_full": True,
+    "delta": False,
+    "lock_class": 1,
+    "full_before": [DAY - timedelta(days=i) for i in range(400, 0, -1)],
+    "full_after": [DAY - timedelta(days=i) for i in range(400, -1, -1)],
+}
+
+
+def lifecycle_staged(conn: psycopg.Connection[Any], rows: int) -> None:
+    staged(conn, rows=rows)
+    for name in ("create_seen_stage", "create_changes_stage", "create_affected_stage"):
+        conn.execute(QUERIES[name])
+    conn.execute(
+        "INSERT INTO ss_stage_findings SELECT '10.1.' || (i / 250) || '.' || (i %% 250) || '|443', md5(i::text), i,"
+        " 'high', 64500, 'ZZ', '{}' FROM generate_series(1, %(rows)s) i",
+        {"rows": rows},
+    )
+    conn.execute(QUERIES["stage_seen"])
+    conn.execute("ANALYZE ss_stage_seen")
+
+
+def test_the_lifecycle_reaches_findings_report_days_and_rollup_through_their_keys(loaded: Loaded) -> None:
+    conn = loaded.conn
+    with conn.transaction(force_rollback=True):
+        lifecycle_staged(conn, rows=500)
+        for query in ("classify_in_order", "stage_affected"):
+            probes = scans_of(plan(conn, query, {**LIFECYCLE, "newly_full": False}), "ss_findings")
+            assert probes and all(p.get("Index Name") == "ss_findings_pkey" for p in probes), (query, probes)
+        for query in ("update_findings", "update_rollup"):
+            upsert = plan(conn, query, LIFECYCLE)
+            assert not plan_touches(conn, query, LIFECYCLE, "ss_events"), query
+            assert upsert[0].get("Conflict Arbiter Indexes") in (["ss_findings_pkey"], ["ss_rollup_daily_pkey"])
+            assert not scans_of(upsert, "ss_findings") and not scans_of(upsert, "ss_rollup_daily"), (query, upsert)
+        resolve = plan(conn, "resolve_in_order", LIFECYCLE)
+        [open_findings] = [n for n in scans_of(resolve, "ss_findings")] or [
+            n for n in resolve if n.get("Index Name") == "idx_ss_findings_open"
+        ]
+        index = open_findings.get("Index Name") or next(
+            n.get("Index Name") for n in resolve if n["Node Type"] == "Bitmap Index Scan"
+        )
+        assert index == "idx_ss_findings_open", resolve
+        for query in ("report_day_before", "record_report_day"):
+            days = scans_of(plan(conn, query, LIFECYCLE), "ss_report_days")
+            assert all(n["Node Type"] != "Seq Scan" for n in days), (query, days)
+        [cells] = scans_of(plan(conn, "drop_empty_rollup", LIFECYCLE), "ss_rollup_daily")
+        assert cells.get("Index Name") == "ss_rollup_daily_pkey" or cells["Node Type"] == "Bitmap Heap Scan", cells
 
 
 def plan_touches(conn: psycopg.Connection[Any], query: str, params: dict[str, Any], relation: str) -> bool:

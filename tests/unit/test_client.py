@@ -112,7 +112,7 @@ def test_list_reports_sends_the_window_and_filters() -> None:
             "apikey": "the-key",
             "date": "2026-11-18:2026-11-20",
             "reports": ["org"],
-            "type": ["scan_ssl"],
+            "types": ["scan_ssl"],
             "limit": 10,
         }
     ]

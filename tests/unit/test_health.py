@@ -98,6 +98,16 @@ def test_the_last_n_failed_cycles_make_it_unhealthy_and_fewer_only_degraded() ->
     assert partial.http_status == 200 and partial.body["status"] == "degraded"
 
 
+def test_alarms_on_the_feed_make_it_degraded_never_down() -> None:
+    alarm = "scan_rdp arrived on 7 of the 7 report days before 2026-11-20 and not on 2026-11-20"
+    snapshot = Snapshot(ago(60), last_cycle=cycle("success"), feed_alarms=(alarm,))
+    report = evaluate(snapshot, DatabaseStatus(True, ago(10)), POLICY, NOW)
+    assert (report.http_status, report.body["status"], report.body["warnings"]) == (200, "degraded", [alarm])
+    assert report.body["reasons"] == []
+    quiet = evaluate(Snapshot(ago(60), last_cycle=cycle("success")), DatabaseStatus(True, ago(10)), POLICY, NOW)
+    assert (quiet.body["status"], quiet.body["warnings"]) == ("ok", [])
+
+
 def test_standby_is_judged_by_the_database_alone() -> None:
     standby = Snapshot(ago(600), standby=True, consecutive_failures=5)
     report = evaluate(standby, DatabaseStatus(True, ago(300)), POLICY, NOW)

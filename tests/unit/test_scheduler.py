@@ -36,6 +36,7 @@ class FakeIngestor:
         self.outcome = outcome
         self.calls: list[tuple[str, tuple[date, date]]] = []
         self.after_run: threading.Event | None = None
+        self.client = None  # the feed check asks no API
 
     def cycle_window(self) -> tuple[date, date]:
         return TODAY - timedelta(days=self.settings.lookback_days), TODAY

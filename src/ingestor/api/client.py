@@ -320,7 +320,9 @@ class ShadowserverClient:
         if subscriptions:
             fields["reports"] = list(subscriptions)
         if types:
-            fields["type"] = list(types)
+            # Shadowserver's own client sends the list as "types" since 2025 (api_utils report-manager.py,
+            # "Revised report-manager 'types' filter"); "type" is its deprecated, single-type spelling.
+            fields["types"] = list(types)
         if limit:
             fields["limit"] = limit
         return parse_report_items(self.call("reports/list", fields))

@@ -89,9 +89,9 @@ def _register() -> None:
         doctor.doctor,
     ):
         main.add_command(command)
-    from ingestor.cli import ops
+    from ingestor.cli import ops, picture
 
-    for command in ops.COMMANDS:
+    for command in (*ops.COMMANDS, *picture.COMMANDS):
         main.add_command(command)
     _add_verbose(main)
 

@@ -423,14 +423,17 @@ def _refuse_paths(problems: list[ImportProblem]) -> None:
 @click.command()
 @click.option("--days", type=click.IntRange(min=1, max=366), default=7, show_default=True, help="Days shown.")
 @click.option("--runs", type=click.IntRange(min=1, max=1000), default=10, show_default=True, help="Runs shown.")
+@click.option("--api", "ask_api", is_flag=True, help="Also ask the API whether the key has subscriptions.")
 @report_format_options()
 @handle_errors
-def status(days: int, runs: int, fmt: str | None, as_json: bool) -> None:
-    """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
-    with runtime(need_db=True, read_only=True) as rt:
+def status(days: int, runs: int, ask_api: bool, fmt: str | None, as_json: bool) -> None:
+    """Ingestion health: latest runs, failed files, alarms on the feed, column changes, unknown report types,
+    events per type, database size."""
+    with runtime(need_db=True, read_only=True, need_api=ask_api) as rt:
         db = rt.require_db()
         with db.connection() as conn:
-            data = collect_status(conn, days=days, runs=runs, today=_today())
+            client = rt.client if ask_api else None
+            data = collect_status(conn, days=days, runs=runs, today=_today(), settings=rt.settings, client=client)
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
     if (fmt or "table") == "json" or as_json:
         click.echo(json.dumps(json_value(data), indent=2))

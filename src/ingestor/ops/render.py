@@ -126,7 +126,37 @@ def render_status(data: dict[str, Any], screen: Screen) -> None:
                 str(item["last_date"]),
             )
         screen.print(unknown)
+    if "feed" in data:
+        _render_feed(data["feed"], screen)
     _render_rows_by_type(data["rows_by_type"], screen)
+
+
+def _render_feed(section: dict[str, Any], screen: Screen) -> None:
+    """Alarms on the feed itself (docs/findings.md), and the columns that changed per type."""
+    for alarm in section["alarms"]:
+        screen.print(f"[yellow]feed alarm[/] ({alarm['kind']}): {alarm['message']}")
+    current = [item for item in section["columns"] if item["current"]]
+    if current:
+        table = screen.table(
+            "columns new to or vanished from the published schema (as in each type's latest file)",
+            "type",
+            "change",
+            "column",
+            "first seen",
+            "last seen",
+            "files",
+            right=("files",),
+        )
+        for item in current:
+            table.add_row(
+                item["report_type"],
+                item["change"],
+                item["column_name"],
+                str(item["first_seen"]),
+                str(item["last_seen"]),
+                human_count(item["files"]),
+            )
+        screen.print(table)
 
 
 def _render_rows_by_type(pivot: dict[str, Any], screen: Screen) -> None:

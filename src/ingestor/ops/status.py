@@ -14,17 +14,27 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingestor import audit
+from ingestor.api.client import ShadowserverClient
+from ingestor.config import Settings
 from ingestor.ops import QUERIES
+from ingestor.picture import feed
 from ingestor.redaction import redact
 
 FAILED_FILES_SHOWN = 50
 
 
 def collect_status(
-    conn: psycopg.Connection[Any], *, days: int = 7, runs: int = 10, today: date | None = None
+    conn: psycopg.Connection[Any],
+    *,
+    days: int = 7,
+    runs: int = 10,
+    today: date | None = None,
+    settings: Settings | None = None,
+    client: ShadowserverClient | None = None,
 ) -> dict[str, Any]:
     """The status report: ``database``, ``runs`` (ingestion), ``maintenance`` (prunes), ``failed_files``,
-    ``unknown_types``, ``rows_by_type``."""
+    ``unknown_types``, ``rows_by_type``, and with ``settings`` ``feed`` (alarms on the feed, column drift;
+    ``client`` adds the subscription check)."""
     today = today or datetime.now(UTC).date()
     since = today - timedelta(days=max(days, 1) - 1)
     with conn.cursor(row_factory=dict_row) as cursor:
@@ -53,7 +63,15 @@ def collect_status(
         "failed_files": [{**row, "error": redact(row["error"]) if row["error"] else None} for row in failed],
         "unknown_types": unknown,
         "rows_by_type": _pivot(per_day, since, today),
+        **({"feed": _feed(conn, settings, client)} if settings is not None else {}),
     }
+
+
+def _feed(conn: psycopg.Connection[Any], settings: Settings, client: ShadowserverClient | None) -> dict[str, Any]:
+    alarms = feed.feed_alarms(conn, settings, datetime.now(UTC), None)
+    if client is not None and (subscriptions := feed.subscriptions_alarm(client)) is not None:
+        alarms.append(subscriptions)
+    return {"alarms": [alarm.as_json() for alarm in alarms], "columns": feed.column_drift(conn)}
 
 
 def _run(row: dict[str, Any]) -> dict[str, Any]:

@@ -10,9 +10,9 @@ instance sees the active one's progress. :func:`evaluate` turns both into a :cla
   from the last success recorded in the database, or from the process start when there has never been
   one (a first start's backfill is given until that deadline);
 * 503 when the last ``HEALTH_FAILED_CYCLES`` cycles of this process failed (``error``, or could not run);
-* 200 otherwise: ``ok``, ``degraded`` (the last cycle failed or was partial), ``starting`` (no cycle
-  finished yet) or ``standby``. A standby instance is judged by the database check alone: it does not
-  ingest.
+* 200 otherwise: ``ok``, ``degraded`` (the last cycle failed or was partial, or the feed itself looks wrong:
+  ``warnings`` lists the alarms of ``picture/feed.py``), ``starting`` (no cycle finished yet) or
+  ``standby``. A standby instance is judged by the database check alone: it does not ingest.
 """
 
 from __future__ import annotations
@@ -70,6 +70,7 @@ class Snapshot:
     last_cycle: CycleRecord | None = None
     last_success_at: datetime | None = None
     consecutive_failures: int = 0
+    feed_alarms: tuple[str, ...] = ()
 
 
 class HealthState:
@@ -93,6 +94,11 @@ class HealthState:
         with self._lock:
             self._snapshot = replace(self._snapshot, standby=standby)
         metrics.STANDBY.set(1 if standby else 0)
+
+    def set_feed_alarms(self, alarms: tuple[str, ...]) -> None:
+        """The alarms on the feed found after the last cycle (none: an empty tuple)."""
+        with self._lock:
+            self._snapshot = replace(self._snapshot, feed_alarms=alarms)
 
     def cycle_started(self) -> None:
         with self._lock:
@@ -235,10 +241,12 @@ def evaluate(snapshot: Snapshot, database: DatabaseStatus, policy: HealthPolicy,
     elif snapshot.last_cycle is None:
         status = "starting"
     else:
-        status = "degraded" if snapshot.last_cycle.status in DEGRADED_STATUSES else "ok"
+        degraded = snapshot.last_cycle.status in DEGRADED_STATUSES or bool(snapshot.feed_alarms)
+        status = "degraded" if degraded else "ok"
     body: dict[str, Any] = {
         "status": status,
         "reasons": reasons,
+        "warnings": list(snapshot.feed_alarms),
         "last_success_at": _iso(last_success),
         "last_success_age_seconds": round((now - last_success).total_seconds(), 1) if last_success else None,
         "last_cycle": snapshot.last_cycle.as_json() if snapshot.last_cycle else None,

@@ -35,6 +35,7 @@ from ingestor.db.migrate import migrate
 from ingestor.errors import DatabaseError, DatabaseUnavailableError, IngestorError
 from ingestor.ops import retention
 from ingestor.ops.retention import PruneResult
+from ingestor.picture import feed
 from ingestor.pipeline import Ingestor
 from ingestor.redaction import first_line, redact
 from ingestor.service.health import CycleRecord, HealthState, utc_now
@@ -103,6 +104,7 @@ class Scheduler:
                 if status is LockStatus.HELD:
                     self.run_cycle()
                     self.apply_retention()
+                    self.check_feed()
                 else:
                     self.record_unavailable()
                 next_due = self.next_due(started)
@@ -241,6 +243,23 @@ class Scheduler:
         if result is not None and result.events:
             log.info("retention: %d event(s) older than %s deleted (%s)", result.events, result.cutoff, result.status)
         return result
+
+    def check_feed(self) -> list[feed.Alarm]:
+        """The alarms on the feed itself (a type that stopped arriving, empty cycles, no subscriptions), into
+        /health's warnings and the metrics, with the open findings per type; never raises."""
+        try:
+            with self.db.connection() as conn:
+                alarms = feed.feed_alarms(conn, self.settings, utc_now(), self.ingestor.client)
+                feed.observe(conn, alarms)
+        except (IngestorError, psycopg.Error) as exc:
+            log.warning("cannot check the feed this time: %s", first_line(exc))
+            return []
+        messages = tuple(alarm.message for alarm in alarms)
+        if messages != self.state.snapshot().feed_alarms:
+            for message in messages:
+                log.warning("feed: %s", message)
+        self.state.set_feed_alarms(messages)
+        return alarms
 
     def record_unavailable(self) -> CycleRecord:
         """Count a cycle that could not start because the database is unreachable."""

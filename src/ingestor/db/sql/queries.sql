@@ -16,8 +16,12 @@ CREATE TEMP TABLE ss_stage_keys (pos INTEGER NOT NULL, event_hash TEXT NOT NULL,
 ON COMMIT DROP;
 
 -- name: create_findings_stage
--- The file's inserted rows as (finding key, event_hash), folded into ss_findings once at the end.
-CREATE TEMP TABLE ss_stage_findings (finding_key TEXT NOT NULL, event_hash TEXT NOT NULL) ON COMMIT DROP;
+-- The file's inserted rows: finding key, event_hash, order in the file, and the severity, ASN, country and
+-- organisations the rollup counts them under; folded into ss_findings and ss_rollup_daily once at the end.
+CREATE TEMP TABLE ss_stage_findings (finding_key TEXT NOT NULL, event_hash TEXT NOT NULL, ord BIGINT NOT NULL,
+                                     severity TEXT NOT NULL, asn BIGINT NOT NULL, geo TEXT NOT NULL,
+                                     org_ids INTEGER[] NOT NULL)
+ON COMMIT DROP;
 
 -- name: truncate_key_stage
 TRUNCATE ss_stage_keys;
@@ -60,30 +64,250 @@ FROM STDIN;
 
 -- name: stage_findings
 -- The finding keys of the batch's inserted rows (every staged position but the stored ones), computed
--- from the staged values by ss_finding_key(), the one definition of a finding (migration 0004). Reads only
--- the small temporary stage: nothing of ss_events is read back.
-INSERT INTO ss_stage_findings (finding_key, event_hash)
-SELECT ss_finding_key(%(report_type)s, s.ip, s.port, s.raw_data, s.event_hash), s.event_hash
+-- from the staged values by ss_finding_key(), the one definition of a finding (migration 0004), with the
+-- typed columns of each row just written, read back through the unique key (one probe per row, of pages
+-- the COPY has just written). This is where an event's organisations are read: '{}' until events carry
+-- them (issue 13: e.org_ids).
+INSERT INTO ss_stage_findings (finding_key, event_hash, ord, severity, asn, geo, org_ids)
+SELECT ss_finding_key(%(report_type)s, s.ip, s.port, s.raw_data, s.event_hash), s.event_hash,
+       %(batch_base)s::bigint + s.pos, e.severity, e.asn, e.geo, e.org_ids
 FROM ss_stage_keys s
+CROSS JOIN LATERAL (
+  SELECT COALESCE(e.severity, '') AS severity, COALESCE(e.asn, 0) AS asn, COALESCE(e.geo, '') AS geo,
+         '{}'::integer[] AS org_ids
+  FROM ss_events e
+  WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s AND e.event_hash = s.event_hash
+  LIMIT 1) AS e
 WHERE s.pos <> ALL (%(stored)s::integer[]);
 
--- name: update_findings
--- Fold the file's inserted rows into their findings: first/last seen (and the event that first/last
--- reported each), times seen. The upsert reaches ss_findings through its primary key only.
-INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, times_seen, first_event_hash,
-                              last_event_hash)
-SELECT %(report_type)s, finding_key, %(report_date)s, %(report_date)s, COUNT(*), MIN(event_hash), MIN(event_hash)
+-- The finding lifecycle and the rollup (lifecycle.py; migration 0020 defines ss_finding_replay()). Every
+-- statement below runs after lock_report_type, so one transaction at a time applies a report type.
+
+-- name: lock_report_type
+-- The report type's lifecycle lock, until the end of the file's transaction.
+SELECT pg_advisory_xact_lock(%(lock_class)s::integer, hashtext(%(report_type)s));
+
+-- name: report_day_before
+-- The newest report day of the type, and whether this file's day was delivered already as a delta (NULL:
+-- not delivered yet). Primary key probes.
+SELECT (SELECT max(report_date) FROM ss_report_days WHERE report_type = %(report_type)s),
+       (SELECT delta FROM ss_report_days WHERE report_type = %(report_type)s AND report_date = %(report_date)s);
+
+-- name: full_report_days
+-- The type's full report days, in order (a late file replays against them).
+SELECT ARRAY(SELECT report_date FROM ss_report_days WHERE report_type = %(report_type)s AND NOT delta
+             ORDER BY report_date);
+
+-- name: record_report_day
+-- The type was delivered on this day; a day is a delta day only while every file of it was one.
+INSERT INTO ss_report_days (report_type, report_date, delta)
+VALUES (%(report_type)s, %(report_date)s, %(delta)s)
+ON CONFLICT (report_type, report_date)
+DO UPDATE SET delta = ss_report_days.delta AND EXCLUDED.delta, last_loaded_at = NOW();
+
+-- name: create_seen_stage
+-- One row per finding of the file: how many rows, the smallest event_hash (ss_findings points at it), and
+-- the typed columns of its first row in the file.
+CREATE TEMP TABLE ss_stage_seen (finding_key TEXT PRIMARY KEY, times BIGINT NOT NULL, event_hash TEXT NOT NULL,
+                                 severity TEXT NOT NULL, asn BIGINT NOT NULL, geo TEXT NOT NULL,
+                                 org_ids INTEGER[] NOT NULL)
+ON COMMIT DROP;
+
+-- name: create_changes_stage
+-- What the file changes in the rollup: +1/-1 per finding and kind (subject, new, resolved, reopened) and day.
+CREATE TEMP TABLE ss_stage_changes (finding_key TEXT NOT NULL, kind TEXT NOT NULL, day DATE NOT NULL,
+                                    sign INTEGER NOT NULL, severity TEXT NOT NULL, asn BIGINT NOT NULL,
+                                    geo TEXT NOT NULL, org_ids INTEGER[] NOT NULL)
+ON COMMIT DROP;
+
+-- name: create_affected_stage
+-- A late file: the findings whose history around its day changes, as they were before it.
+CREATE TEMP TABLE ss_stage_affected (finding_key TEXT PRIMARY KEY, old_first DATE, old_seen VARBIT,
+                                     severity TEXT, asn BIGINT, geo TEXT, org_ids INTEGER[], reopen_count INTEGER)
+ON COMMIT DROP;
+
+-- name: stage_seen
+INSERT INTO ss_stage_seen (finding_key, times, event_hash, severity, asn, geo, org_ids)
+SELECT DISTINCT ON (finding_key) finding_key, count(*) OVER w, min(event_hash) OVER w, severity, asn, geo, org_ids
 FROM ss_stage_findings
-GROUP BY finding_key
-ORDER BY finding_key  -- rows are locked in key order: two workers upserting the same findings never deadlock
+WINDOW w AS (PARTITION BY finding_key)
+ORDER BY finding_key, ord;
+
+-- name: classify_in_order
+-- A file of the type's newest day: what it changes, read before update_findings changes it. A finding not yet
+-- seen that day is a subject of the day (under the file's first row of it); one never seen is new; one
+-- resolved before that day is reopened; one resolved ON that day (by an earlier file of the day: a full
+-- day it seemed absent from) was not absent after all: that resolution is withdrawn. Transitions count
+-- under the finding's own attributes. One primary-key probe per finding.
+INSERT INTO ss_stage_changes (finding_key, kind, day, sign, severity, asn, geo, org_ids)
+SELECT s.finding_key, c.kind, %(report_date)s, c.sign, c.severity, c.asn, c.geo, c.org_ids
+FROM ss_stage_seen s
+LEFT JOIN LATERAL (
+  SELECT f.last_seen, f.state, f.resolved_at, f.severity, f.asn, f.geo, f.org_ids
+  FROM ss_findings f
+  WHERE f.report_type = %(report_type)s AND f.finding_key = s.finding_key
+  LIMIT 1) AS f ON true
+CROSS JOIN LATERAL (VALUES
+  ('subject', 1, s.severity, s.asn, s.geo, s.org_ids, f.last_seen IS NULL OR f.last_seen < %(report_date)s),
+  ('new', 1, s.severity, s.asn, s.geo, s.org_ids, f.last_seen IS NULL),
+  ('reopened', 1, f.severity, f.asn, f.geo, f.org_ids,
+   f.last_seen < %(report_date)s AND f.state = 'resolved' AND f.resolved_at < %(report_date)s),
+  ('resolved', -1, f.severity, f.asn, f.geo, f.org_ids,
+   f.last_seen < %(report_date)s AND f.state = 'resolved' AND f.resolved_at = %(report_date)s)
+) AS c(kind, sign, severity, asn, geo, org_ids, applies)
+WHERE c.applies;
+
+-- name: update_findings
+-- Fold the file's findings into ss_findings: first/last seen (and the event that first/last reported
+-- each: the smallest event_hash of that day, as migration 0004 chose it, whatever order its files came in),
+-- times seen, the day in seen_days, and the attributes of the first row when the file's day is the
+-- earliest. In order, a finding in the file is open (reopened if it was resolved); a late file's
+-- states are set by late_update_states. Rows are locked in key order.
+INSERT INTO ss_findings AS f (report_type, finding_key, first_seen, last_seen, times_seen, first_event_hash,
+                              last_event_hash, seen_days, state, resolved_at, reopen_count, severity, asn, geo,
+                              org_ids)
+SELECT %(report_type)s, finding_key, %(report_date)s, %(report_date)s, times, event_hash, event_hash, B'1', 'open',
+       NULL, 0, severity, asn, geo, org_ids
+FROM ss_stage_seen
+ORDER BY finding_key
 ON CONFLICT (report_type, finding_key) DO UPDATE
 SET first_seen = LEAST(f.first_seen, EXCLUDED.first_seen),
     first_event_hash = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.first_event_hash
+                            WHEN EXCLUDED.first_seen = f.first_seen
+                            THEN LEAST(f.first_event_hash, EXCLUDED.first_event_hash)
                             ELSE f.first_event_hash END,
     last_seen = GREATEST(f.last_seen, EXCLUDED.last_seen),
-    last_event_hash = CASE WHEN EXCLUDED.last_seen >= f.last_seen THEN EXCLUDED.last_event_hash
+    last_event_hash = CASE WHEN EXCLUDED.last_seen > f.last_seen THEN EXCLUDED.last_event_hash
+                           WHEN EXCLUDED.last_seen = f.last_seen THEN LEAST(f.last_event_hash, EXCLUDED.last_event_hash)
                            ELSE f.last_event_hash END,
-    times_seen = f.times_seen + EXCLUDED.times_seen;
+    times_seen = f.times_seen + EXCLUDED.times_seen,
+    seen_days = ss_seen_day(f.seen_days, f.first_seen, EXCLUDED.first_seen),
+    severity = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.severity ELSE f.severity END,
+    asn = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.asn ELSE f.asn END,
+    geo = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.geo ELSE f.geo END,
+    org_ids = CASE WHEN EXCLUDED.first_seen < f.first_seen THEN EXCLUDED.org_ids ELSE f.org_ids END,
+    state = CASE WHEN %(in_order)s THEN 'open' ELSE f.state END,
+    resolved_at = CASE WHEN %(in_order)s THEN NULL ELSE f.resolved_at END,
+    reopen_count = f.reopen_count
+                   + CASE WHEN %(in_order)s AND f.last_seen < EXCLUDED.last_seen AND f.state = 'resolved'
+                               AND f.resolved_at < EXCLUDED.last_seen THEN 1 ELSE 0 END;
+
+-- name: resolve_in_order
+-- A new full day, the newest of its type: open findings last seen before the type's resolve_after-th newest
+-- full day have now been absent from resolve_after full days, this one the last (partial index
+-- idx_ss_findings_open).
+WITH nth AS (
+  SELECT report_date FROM ss_report_days
+  WHERE report_type = %(report_type)s AND NOT delta
+  ORDER BY report_date DESC
+  OFFSET (%(resolve_after)s - 1) LIMIT 1),
+resolved AS (
+  UPDATE ss_findings f SET state = 'resolved', resolved_at = %(report_date)s
+  FROM nth
+  WHERE f.report_type = %(report_type)s AND f.state = 'open' AND f.last_seen < nth.report_date
+  RETURNING f.finding_key, f.severity, f.asn, f.geo, f.org_ids)
+INSERT INTO ss_stage_changes (finding_key, kind, day, sign, severity, asn, geo, org_ids)
+SELECT finding_key, 'resolved', %(report_date)s, 1, severity, asn, geo, org_ids FROM resolved;
+
+-- name: stage_affected
+-- A late file: its findings, and, when its day is a new full day, every finding of the type whose history
+-- has that day in a gap (seen before it, and later or not resolved before it).
+INSERT INTO ss_stage_affected (finding_key, old_first, old_seen, severity, asn, geo, org_ids, reopen_count)
+SELECT s.finding_key, f.first_seen, f.seen_days, f.severity, f.asn, f.geo, f.org_ids, f.reopen_count
+FROM ss_stage_seen s
+LEFT JOIN LATERAL (
+  SELECT f.first_seen, f.seen_days, f.severity, f.asn, f.geo, f.org_ids, f.reopen_count
+  FROM ss_findings f
+  WHERE f.report_type = %(report_type)s AND f.finding_key = s.finding_key
+  LIMIT 1) AS f ON true
+UNION ALL
+SELECT f.finding_key, f.first_seen, f.seen_days, f.severity, f.asn, f.geo, f.org_ids, f.reopen_count
+FROM ss_findings f
+WHERE %(newly_full)s AND f.report_type = %(report_type)s AND f.first_seen < %(report_date)s
+  AND (f.last_seen > %(report_date)s OR f.state = 'open' OR f.resolved_at >= %(report_date)s)
+  AND NOT EXISTS (SELECT 1 FROM ss_stage_seen s WHERE s.finding_key = f.finding_key);
+
+-- name: late_old_transitions
+-- A late file: the affected findings' transitions from its day on, as they were, taken back.
+INSERT INTO ss_stage_changes (finding_key, kind, day, sign, severity, asn, geo, org_ids)
+SELECT a.finding_key, x.kind, x.day, -1, a.severity, a.asn, a.geo, a.org_ids
+FROM ss_stage_affected a
+CROSS JOIN LATERAL ss_finding_replay(a.old_seen, a.old_first, %(full_before)s::date[], %(resolve_after)s,
+                                     %(report_date)s) AS x
+WHERE a.old_seen IS NOT NULL;
+
+-- name: late_subjects
+-- A late file: its findings not seen on its day yet are subjects of that day.
+INSERT INTO ss_stage_changes (finding_key, kind, day, sign, severity, asn, geo, org_ids)
+SELECT s.finding_key, 'subject', %(report_date)s, 1, s.severity, s.asn, s.geo, s.org_ids
+FROM ss_stage_seen s
+JOIN ss_stage_affected a USING (finding_key)
+WHERE a.old_seen IS NULL
+   OR CASE WHEN %(report_date)s < a.old_first OR %(report_date)s - a.old_first >= length(a.old_seen) THEN true
+           ELSE get_bit(a.old_seen, %(report_date)s - a.old_first) = 0 END;
+
+-- name: late_new_transitions
+-- A late file: the affected findings' transitions from its day on, replayed with it.
+INSERT INTO ss_stage_changes (finding_key, kind, day, sign, severity, asn, geo, org_ids)
+SELECT a.finding_key, x.kind, x.day, 1, f.severity, f.asn, f.geo, f.org_ids
+FROM ss_stage_affected a
+JOIN LATERAL (
+  SELECT f.first_seen, f.seen_days, f.severity, f.asn, f.geo, f.org_ids
+  FROM ss_findings f
+  WHERE f.report_type = %(report_type)s AND f.finding_key = a.finding_key
+  LIMIT 1) AS f ON true
+CROSS JOIN LATERAL ss_finding_replay(f.seen_days, f.first_seen, %(full_after)s::date[], %(resolve_after)s,
+                                     %(report_date)s) AS x;
+
+-- name: late_update_states
+-- A late file: the affected findings' state and resolution day from their last day seen, their reopen
+-- count changed by what the replay changed.
+UPDATE ss_findings f
+SET resolved_at = ss_nth_full_day(%(full_after)s::date[], f.last_seen, %(resolve_after)s),
+    state = CASE WHEN ss_nth_full_day(%(full_after)s::date[], f.last_seen, %(resolve_after)s) IS NULL THEN 'open'
+                 ELSE 'resolved' END,
+    reopen_count = COALESCE(a.reopen_count, 0) + COALESCE(c.reopens, 0)
+FROM ss_stage_affected a
+LEFT JOIN (SELECT finding_key, sum(sign) FILTER (WHERE kind = 'reopened')::integer AS reopens
+           FROM ss_stage_changes GROUP BY finding_key) AS c USING (finding_key)
+WHERE f.report_type = %(report_type)s AND f.finding_key = a.finding_key;
+
+-- name: update_rollup
+-- The file's rows (under their own columns) and what it changed (ss_stage_changes) into ss_rollup_daily,
+-- once per cell and in key order. org_id 0 counts everything; each organisation of a row counts it again.
+INSERT INTO ss_rollup_daily AS r (report_date, report_type, severity, asn, geo, org_id, rows, subjects,
+                                  new_findings, resolved_findings, reopened_findings)
+SELECT c.day, %(report_type)s, c.severity, c.asn, c.geo, o.org_id, sum(c.rows), sum(c.subjects), sum(c.new),
+       sum(c.resolved), sum(c.reopened)
+FROM (SELECT %(report_date)s::date AS day, severity, asn, geo, org_ids, 1 AS rows, 0 AS subjects, 0 AS new,
+             0 AS resolved, 0 AS reopened
+      FROM ss_stage_findings
+      UNION ALL
+      SELECT day, severity, asn, geo, org_ids, 0, sign * (kind = 'subject')::integer, sign * (kind = 'new')::integer,
+             sign * (kind = 'resolved')::integer, sign * (kind = 'reopened')::integer
+      FROM ss_stage_changes) AS c
+CROSS JOIN LATERAL unnest(ARRAY[0] || c.org_ids) AS o(org_id)
+GROUP BY c.day, c.severity, c.asn, c.geo, o.org_id
+HAVING sum(c.rows) <> 0 OR sum(c.subjects) <> 0 OR sum(c.new) <> 0 OR sum(c.resolved) <> 0 OR sum(c.reopened) <> 0
+ORDER BY c.day, c.severity, c.asn, c.geo, o.org_id
+ON CONFLICT (report_date, report_type, severity, asn, geo, org_id) DO UPDATE
+SET rows = r.rows + EXCLUDED.rows, subjects = r.subjects + EXCLUDED.subjects,
+    new_findings = r.new_findings + EXCLUDED.new_findings,
+    resolved_findings = r.resolved_findings + EXCLUDED.resolved_findings,
+    reopened_findings = r.reopened_findings + EXCLUDED.reopened_findings;
+
+-- name: drop_empty_rollup
+-- Cells a withdrawn transition left at zero everywhere (range of the primary key from the file's day).
+DELETE FROM ss_rollup_daily
+WHERE report_date >= %(report_date)s AND report_type = %(report_type)s AND rows = 0 AND subjects = 0
+  AND new_findings = 0 AND resolved_findings = 0 AND reopened_findings = 0;
+
+-- name: lifecycle_types
+-- Every report type with a report day or a finding.
+SELECT report_type FROM ss_report_days UNION SELECT report_type FROM ss_findings ORDER BY 1;
+
+-- name: rebuild_lifecycle
+SELECT ss_rebuild_lifecycle(%(report_type)s, %(resolve_after)s, %(delta)s);
 
 -- name: add_report_count
 -- v1.0.0's per type-and-date counter of inserted events.

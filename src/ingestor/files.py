@@ -38,6 +38,7 @@ from ingestor.errors import (
     ReportFileError,
     StopRequested,
 )
+from ingestor.lifecycle import FindingsPolicy
 from ingestor.load import LoadStats, load_report
 from ingestor.logs import log_context
 from ingestor.parse.worker import shared_worker
@@ -66,6 +67,7 @@ class FileLoader:
         self.today = today
         self._lock = threading.Lock()
         self._in_flight: dict[int, int] = {}
+        self.findings = FindingsPolicy.from_settings(settings)
 
     @property
     def in_flight(self) -> list[int]:
@@ -97,14 +99,20 @@ class FileLoader:
                     self._in_flight[me] = file_id
                 self.reporter.file_started(source.label, None)
                 with spool.open_spool(self.settings.work_dir) as spooled:
-                    outcome = self._fetch_and_load(conn, source, report_type, file_id, spooled)
+                    outcome = self._fetch_and_load(conn, source, report_type, file_id, spooled.file, spooled.path)
                 with self._lock:
                     self._in_flight.pop(me, None)
             self.reporter.file_finished(outcome)
             return outcome
 
     def _fetch_and_load(
-        self, conn: psycopg.Connection[Any], source: ReportSource, report_type: str, file_id: int, spooled: IO[bytes]
+        self,
+        conn: psycopg.Connection[Any],
+        source: ReportSource,
+        report_type: str,
+        file_id: int,
+        spooled: IO[bytes],
+        spool_path: Path,
     ) -> FileOutcome:
         outcome = FileOutcome(source.label, report_type, source.report_date, "failed")
         fetched = None
@@ -117,7 +125,7 @@ class FileLoader:
             with wrap_exceptions(stop=self.stop), conn.transaction():
                 stats = load_report(
                     conn,
-                    Path(spooled.name),
+                    spool_path,
                     report_type=source.report_type,
                     report_date=source.report_date,
                     file_id=file_id,
@@ -125,6 +133,7 @@ class FileLoader:
                     batch_rows=self.settings.batch_rows,
                     stop=self.stop,
                     progress=self.reporter.rows_loaded,
+                    findings=self.findings,
                 )
                 ledger.mark_loaded(
                     conn,

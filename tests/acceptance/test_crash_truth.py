@@ -102,5 +102,5 @@ def test_spool_files_of_a_killed_process_are_removed_at_the_next_start_and_live_
     with spool.open_spool(work) as live:  # another ingestor, alive, spooling right now
         assert spool.remove_stale(work) == 2
         assert not left.exists() and not earlier.exists()
-        assert Path(live.name).exists() and unrelated.exists() and recent.exists()
+        assert live.path.exists() and unrelated.exists() and recent.exists()
     assert sorted(p.name for p in work.iterdir()) == ["notes.csv", "ss-report-new.csv"]

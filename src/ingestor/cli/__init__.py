@@ -62,10 +62,11 @@ def _register() -> None:
         events.events,
     ):
         main.add_command(command)
-    from ingestor.cli import ops
+    from ingestor.cli import ops, orgs
 
     for command in ops.COMMANDS:
         main.add_command(command)
+    main.add_command(orgs.orgs)
 
 
 _register()

@@ -11,6 +11,7 @@ import os
 import sys
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -108,6 +109,7 @@ def filter_options(command: F) -> F:
         ),
         click.option("--tag", help="Text contained in the tag (case-insensitive)."),
         click.option("--text", help="Text contained anywhere in the raw row (case-insensitive; scans)."),
+        click.option("--org", help="Events of this organisation (see `orgs list`)."),
         click.option(
             "--format",
             "fmt",
@@ -140,9 +142,23 @@ def _filters(**values: Any) -> flt.EventFilter:
             until=values.get("until"),
             tag=values.get("tag") or None,
             text=values.get("text") or None,
+            org=values.get("org") or None,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _resolve_org(rt: Runtime, filters: flt.EventFilter) -> flt.EventFilter:
+    """The filters with ``--org``'s name resolved to the organisation's id (an unknown name: exit 2)."""
+    if filters.org is None:
+        return filters
+    from ingestor.constituents.store import org_id
+
+    with rt.require_db().connection() as conn:
+        found = org_id(conn, filters.org)
+    if found is None:
+        raise InputError(f"no organisation named {filters.org!r} (see `orgs list`)")
+    return replace(filters, org_id=found)
 
 
 def _check_types(rt: Runtime, types: tuple[str, ...]) -> None:
@@ -219,6 +235,7 @@ def search(fmt: str | None, limit: int | None, show_plan: bool, **values: Any) -
     filters = _filters(**values)
     with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
+        filters = _resolve_org(rt, filters)
         db = rt.require_db()
         if show_plan:
             with db.connection() as conn:
@@ -246,6 +263,7 @@ def new(since: date, until: date | None, fmt: str | None, limit: int | None, sho
         raise InputError(f"--since {since} is after --until {until}")
     with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
+        filters = _resolve_org(rt, filters)
         db = rt.require_db()
         if show_plan:
             with db.connection() as conn:

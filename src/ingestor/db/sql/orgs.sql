@@ -1,0 +1,143 @@
+-- Named queries of the constituents (orgs) and the notification digests. Same block format as queries.sql.
+
+-- name: org_token
+-- The constituents' version: a new token on every change (loaders rebuild their matcher only then).
+SELECT token FROM ss_org_state;
+
+-- name: bump_org_token
+UPDATE ss_org_state SET token = gen_random_uuid()::text, changed_at = NOW();
+
+-- name: lock_org_state
+-- Changes to the constituents are serialised (two imports at once would interleave their replacements).
+SELECT token FROM ss_org_state FOR UPDATE;
+
+-- name: org_by_name
+SELECT id, source, handle FROM ss_orgs WHERE name = %(name)s;
+
+-- name: org_by_handle
+SELECT id, source, name FROM ss_orgs WHERE handle = %(handle)s;
+
+-- name: upsert_org
+-- One organisation by name; its contacts and networks are replaced next (the file is the authority for the
+-- organisations it names).
+INSERT INTO ss_orgs AS o (name, source, handle, country, language, tags, notify_enabled, notify_interval_hours,
+                          notify_types, notify_min_severity, notify_mode, notify_format)
+VALUES (%(name)s, %(source)s, %(handle)s, %(country)s, %(language)s, %(tags)s, %(notify_enabled)s,
+        %(notify_interval_hours)s, %(notify_types)s, %(notify_min_severity)s, %(notify_mode)s, %(notify_format)s)
+ON CONFLICT (name) DO UPDATE
+SET source = EXCLUDED.source, handle = EXCLUDED.handle, country = EXCLUDED.country, language = EXCLUDED.language,
+    tags = EXCLUDED.tags, notify_enabled = EXCLUDED.notify_enabled,
+    notify_interval_hours = EXCLUDED.notify_interval_hours, notify_types = EXCLUDED.notify_types,
+    notify_min_severity = EXCLUDED.notify_min_severity, notify_mode = EXCLUDED.notify_mode,
+    notify_format = EXCLUDED.notify_format, updated_at = NOW()
+RETURNING id;
+
+-- name: clear_org_contacts
+DELETE FROM ss_org_contacts WHERE org_id = %(org_id)s;
+
+-- name: clear_org_networks
+DELETE FROM ss_org_networks WHERE org_id = %(org_id)s;
+
+-- name: copy_org_contacts
+COPY ss_org_contacts (org_id, email) FROM STDIN;
+
+-- name: copy_org_networks
+COPY ss_org_networks (org_id, cidr, asn, domain) FROM STDIN;
+
+-- name: delete_org
+DELETE FROM ss_orgs WHERE name = %(name)s RETURNING id;
+
+-- name: ripe_orgs_not_in
+-- RIPE-imported organisations whose handle a new RIPE import of the same scope no longer has.
+SELECT id, name FROM ss_orgs WHERE source = 'ripe' AND NOT (handle = ANY(%(handles)s::text[])) ORDER BY name;
+
+-- name: matcher_networks
+-- Everything the matcher needs, in one pass.
+SELECT n.org_id, n.cidr, n.asn, n.domain, o.source = 'manual' AS manual
+FROM ss_org_networks n JOIN ss_orgs o ON o.id = n.org_id;
+
+-- name: list_orgs
+SELECT o.id, o.name, o.source, o.handle, o.language, o.tags, o.notify_enabled, o.notify_interval_hours,
+       o.notify_mode,
+       (SELECT string_agg(c.email, ' ' ORDER BY c.email) FROM ss_org_contacts c WHERE c.org_id = o.id) AS emails,
+       (SELECT COUNT(*) FROM ss_org_networks n WHERE n.org_id = o.id AND n.cidr IS NOT NULL) AS cidrs,
+       (SELECT COUNT(*) FROM ss_org_networks n WHERE n.org_id = o.id AND n.asn IS NOT NULL) AS asns,
+       (SELECT COUNT(*) FROM ss_org_networks n WHERE n.org_id = o.id AND n.domain IS NOT NULL) AS domains,
+       (SELECT MAX(s.sent_at) FROM ss_notifications s WHERE s.org_id = o.id AND s.status = 'sent') AS last_digest
+FROM ss_orgs o
+WHERE (%(tag)s::text IS NULL OR %(tag)s::text = ANY(o.tags))
+ORDER BY o.name;
+
+-- name: org_detail
+SELECT o.*,
+       ARRAY(SELECT c.email FROM ss_org_contacts c WHERE c.org_id = o.id ORDER BY c.email) AS emails,
+       ARRAY(SELECT n.cidr::text FROM ss_org_networks n WHERE n.org_id = o.id AND n.cidr IS NOT NULL
+             ORDER BY n.cidr) AS cidrs,
+       ARRAY(SELECT n.asn FROM ss_org_networks n WHERE n.org_id = o.id AND n.asn IS NOT NULL ORDER BY n.asn) AS asns,
+       ARRAY(SELECT n.domain FROM ss_org_networks n WHERE n.org_id = o.id AND n.domain IS NOT NULL
+             ORDER BY n.domain) AS domains
+FROM ss_orgs o WHERE o.name = %(name)s;
+
+-- name: org_event_counts
+-- An organisation's events and distinct findings per report type since a date (the report-date range of the
+-- unique key, filtered by org_ids).
+SELECT e.report_type, COUNT(*) AS events,
+       COUNT(DISTINCT ss_finding_key(e.report_type, e.ip, e.port, e.raw_data, e.event_hash)) AS findings,
+       MIN(e.report_date) AS first_date, MAX(e.report_date) AS last_date
+FROM ss_events e
+WHERE e.report_date >= %(since)s AND %(org_id)s = ANY(e.org_ids)
+GROUP BY e.report_type ORDER BY e.report_type;
+
+-- name: org_digests
+SELECT id, ticket, status, events, findings, suppressed, recipients, prepared_at, sent_at, attempts, error
+FROM ss_notifications WHERE org_id = %(org_id)s ORDER BY id DESC LIMIT %(limit)s;
+
+-- name: org_status
+-- Per organisation: events matched since a date, and the state of its digests (status per organisation).
+SELECT o.name, COALESCE(m.events, 0) AS events, COALESCE(m.hosts, 0) AS hosts,
+       (SELECT MAX(s.sent_at) FROM ss_notifications s WHERE s.org_id = o.id AND s.status = 'sent') AS last_digest,
+       (SELECT COUNT(*) FROM ss_notifications s WHERE s.org_id = o.id AND s.status = 'failed') AS failed_digests,
+       (SELECT COUNT(*) FROM ss_notifications s
+        WHERE s.org_id = o.id AND s.status = 'prepared' AND s.attempt_started_at IS NOT NULL) AS in_doubt
+FROM ss_orgs o
+LEFT JOIN (SELECT u.org_id, COUNT(*) AS events, COUNT(DISTINCT e.ip) AS hosts
+           FROM ss_events e CROSS JOIN LATERAL unnest(e.org_ids) AS u(org_id)
+           WHERE e.report_date >= %(since)s AND e.org_ids IS NOT NULL
+           GROUP BY u.org_id) m ON m.org_id = o.id
+ORDER BY COALESCE(m.events, 0) DESC, o.name
+LIMIT %(limit)s;
+
+-- name: unmatched_summary
+-- Events no organisation owns since a date, by report type: what a CERT must route by hand.
+SELECT report_type, COUNT(*) AS events, COUNT(DISTINCT ip) AS hosts, MIN(report_date) AS first_date,
+       MAX(report_date) AS last_date
+FROM ss_events
+WHERE report_date >= %(since)s AND org_ids IS NULL
+GROUP BY report_type ORDER BY COUNT(*) DESC, report_type;
+
+-- name: unmatched_events
+-- The unmatched events themselves, newest report date first, in the unique key's order.
+SELECT e.id, e.report_type, e.report_date, e.ip, e.port, e.asn, e.geo, e.hostname, e.tag, e.severity,
+       e.event_time, CASE WHEN %(with_raw)s THEN e.raw_data END AS raw_data
+FROM ss_events e
+WHERE e.report_date >= %(since)s AND e.org_ids IS NULL
+  AND (%(types)s::text[] IS NULL OR e.report_type = ANY(%(types)s::text[]))
+ORDER BY e.report_date DESC NULLS LAST, e.report_type, e.event_hash
+LIMIT %(limit)s;
+
+-- name: rematch_read
+-- One report date's events as the matcher sees them (a range of the unique key; one partition).
+COPY (SELECT id, host(ip), asn, hostname, org_ids::text FROM ss_events WHERE report_date = %(report_date)s) TO STDOUT;
+
+-- name: create_rematch_stage
+CREATE TEMP TABLE ss_stage_rematch (id BIGINT NOT NULL, org_ids INTEGER[]) ON COMMIT DROP;
+
+-- name: copy_rematch_stage
+COPY ss_stage_rematch (id, org_ids) FROM STDIN;
+
+-- name: apply_rematch
+-- The changed rows of one report date, updated through the primary key in key order (a concurrent writer
+-- of the same rows waits instead of deadlocking).
+UPDATE ss_events e SET org_ids = s.org_ids
+FROM (SELECT id, org_ids FROM ss_stage_rematch ORDER BY id) s
+WHERE e.report_date = %(report_date)s AND e.id = s.id;

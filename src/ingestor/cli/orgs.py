@@ -36,6 +36,8 @@ def _print_import(result: store.ImportResult) -> None:
     )
     if result.removed:
         click.echo(f"removed (no longer in the RIPE data): {', '.join(result.removed)}")
+    if result.replaced:
+        click.echo(f"replaced by a manual entry with their handle: {', '.join(result.replaced)}")
     if result.skipped:
         click.echo(f"kept (a manual entry overrides the RIPE one): {', '.join(result.skipped)}")
     click.echo("events loaded from now on are matched with these; `orgs rematch` re-matches the stored ones")

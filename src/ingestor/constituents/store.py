@@ -15,6 +15,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from ingestor.constituents import QUERIES
+from ingestor.constituents.files import ImportProblems
 from ingestor.constituents.model import OrgInput
 
 
@@ -27,6 +28,8 @@ class ImportResult:
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     """RIPE organisations left alone because a manual entry has the same name or handle."""
+    replaced: list[str] = field(default_factory=list)
+    """RIPE organisations a manual entry with their handle replaced."""
     networks: int = 0
     contacts: int = 0
 
@@ -77,7 +80,14 @@ def replace_orgs(
                     continue
                 if by_handle and by_handle[2] != org.name:  # renamed in the RIPE database
                     conn.execute(QUERIES["delete_org"], {"name": by_handle[2]})
-            elif existing and existing[1] == "ripe" and existing[2] and org.handle is None:
+            elif org.handle:
+                by_handle = conn.execute(QUERIES["org_by_handle"], {"handle": org.handle}).fetchone()
+                if by_handle and by_handle[2] != org.name:
+                    if by_handle[1] == "manual":
+                        raise ImportProblems([f"{org.name}: handle {org.handle} belongs to {by_handle[2]!r} already"])
+                    conn.execute(QUERIES["delete_org"], {"name": by_handle[2]})  # the manual entry replaces it
+                    result.replaced.append(str(by_handle[2]))
+            elif existing and existing[1] == "ripe" and existing[2]:
                 org.handle = existing[2]  # a manual entry taking over a RIPE one keeps its handle
             row = conn.execute(QUERIES["upsert_org"], _params(org)).fetchone()
             assert row is not None

@@ -7,3 +7,4 @@ from __future__ import annotations
 from fixtures.pg import *  # noqa: F403
 from fixtures.service import *  # noqa: F403
 from fixtures.sim import *  # noqa: F403
+from fixtures.smtp import *  # noqa: F403

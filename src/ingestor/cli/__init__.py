@@ -62,11 +62,12 @@ def _register() -> None:
         events.events,
     ):
         main.add_command(command)
-    from ingestor.cli import ops, orgs
+    from ingestor.cli import notify, ops, orgs
 
     for command in ops.COMMANDS:
         main.add_command(command)
     main.add_command(orgs.orgs)
+    main.add_command(notify.notify_command)
 
 
 _register()

@@ -77,11 +77,12 @@ CREATE TABLE ss_notifications (
 CREATE INDEX idx_ss_notifications_org_id ON ss_notifications (org_id, prepared_at);
 CREATE INDEX idx_ss_notifications_pending ON ss_notifications (status) WHERE status <> 'sent';
 
--- Which loaded files a digest covered for its organisation: a file's events are in one digest per org.
+-- Which loaded files a digest covered for its organisation: a file's events are in one digest per org
+-- (no digest when all of them were filtered out or suppressed).
 CREATE TABLE ss_notification_files (
   org_id INTEGER NOT NULL,
   file_id BIGINT NOT NULL,
-  notification_id BIGINT NOT NULL REFERENCES ss_notifications (id) ON DELETE CASCADE,
+  notification_id BIGINT REFERENCES ss_notifications (id) ON DELETE CASCADE,
   PRIMARY KEY (org_id, file_id));
 CREATE INDEX idx_ss_notification_files_notification_id ON ss_notification_files (notification_id);
 

@@ -141,3 +141,99 @@ COPY ss_stage_rematch (id, org_ids) FROM STDIN;
 UPDATE ss_events e SET org_ids = s.org_ids
 FROM (SELECT id, org_ids FROM ss_stage_rematch ORDER BY id) s
 WHERE e.report_date = %(report_date)s AND e.id = s.id;
+
+-- name: notify_lock
+-- One notify at a time per database (the service's and an operator's would prepare the same digests).
+SELECT pg_try_advisory_lock(hashtext('shadowserver-ingestor notify'));
+
+-- name: notify_unlock
+SELECT pg_advisory_unlock(hashtext('shadowserver-ingestor notify'));
+
+-- name: notify_orgs
+-- Organisations that may get a digest, with their settings and contacts, and whether their interval is due
+-- (no digest prepared within it).
+SELECT o.id, o.name, o.language, o.notify_enabled, o.notify_interval_hours, o.notify_types,
+       o.notify_min_severity, o.notify_mode, o.notify_format,
+       ARRAY(SELECT c.email FROM ss_org_contacts c WHERE c.org_id = o.id ORDER BY c.email) AS emails,
+       NOT EXISTS (SELECT 1 FROM ss_notifications s
+                   WHERE s.org_id = o.id AND s.test_to IS NULL
+                     AND s.prepared_at > NOW() - make_interval(hours => o.notify_interval_hours)) AS due
+FROM ss_orgs o
+WHERE (%(name)s::text IS NULL OR o.name = %(name)s::text)
+ORDER BY o.id;
+
+-- name: digest_events
+-- Every event of the given organisations from a report date on whose file no digest covered for that
+-- organisation yet, with its finding key and the finding's first report date, ordered for streaming one
+-- organisation and one report type at a time. A file's events become visible together (one transaction),
+-- so the files covered are exactly the ones seen here: a file committed later is in the next digest.
+SELECT o.org_id, e.report_type, e.report_date, e.file_id, e.ip, e.severity, e.raw_data,
+       k.finding_key, f.first_seen
+FROM ss_events e
+CROSS JOIN LATERAL unnest(e.org_ids) AS o(org_id)
+CROSS JOIN LATERAL (SELECT ss_finding_key(e.report_type, e.ip, e.port, e.raw_data, e.event_hash) AS finding_key) k
+LEFT JOIN ss_findings f ON f.report_type = e.report_type AND f.finding_key = k.finding_key
+WHERE e.report_date >= %(since)s AND e.org_ids IS NOT NULL AND e.file_id IS NOT NULL
+  AND o.org_id = ANY(%(org_ids)s::integer[])
+  AND NOT EXISTS (SELECT 1 FROM ss_notification_files c WHERE c.org_id = o.org_id AND c.file_id = e.file_id)
+ORDER BY o.org_id, e.report_type, e.report_date, e.event_hash;
+
+-- name: recently_notified
+-- The findings sent to an organisation within the suppression window.
+SELECT report_type, finding_key FROM ss_notified_findings
+WHERE org_id = %(org_id)s AND last_sent_at > NOW() - make_interval(hours => %(hours)s);
+
+-- name: next_notification_id
+SELECT nextval(pg_get_serial_sequence('ss_notifications', 'id'));
+
+-- name: insert_notification_with_id
+INSERT INTO ss_notifications (id, org_id, org_name, ticket, message_id, recipients, window_start, window_end,
+                              events, findings, suppressed, test_to, message)
+VALUES (%(id)s, %(org_id)s, %(org_name)s, %(ticket)s, %(message_id)s, %(recipients)s, %(window_start)s,
+        %(window_end)s, %(events)s, %(findings)s, %(suppressed)s, %(test_to)s, %(message)s);
+
+-- name: cover_files
+-- The files a digest covered for its organisation (in key order: concurrent writers lock alike).
+INSERT INTO ss_notification_files (org_id, file_id, notification_id)
+SELECT %(org_id)s, f, %(notification_id)s FROM unnest(%(file_ids)s::bigint[]) AS f ORDER BY f
+ON CONFLICT (org_id, file_id) DO NOTHING;
+
+-- name: note_findings
+-- The findings a digest sent, for the suppression window (in key order).
+INSERT INTO ss_notified_findings AS n (org_id, report_type, finding_key, last_sent_at, notification_id)
+SELECT %(org_id)s, t, k, NOW(), %(notification_id)s
+FROM unnest(%(types)s::text[], %(keys)s::text[]) AS u(t, k)
+ORDER BY t, k
+ON CONFLICT (org_id, report_type, finding_key) DO UPDATE
+SET last_sent_at = EXCLUDED.last_sent_at, notification_id = EXCLUDED.notification_id;
+
+-- name: pending_notifications
+-- Digests to send now: prepared and never attempted, or failed (retried with the same message).
+SELECT id, ticket, org_name, recipients, test_to, message, status, attempts
+FROM ss_notifications
+WHERE (status = 'prepared' AND attempt_started_at IS NULL) OR status = 'failed'
+ORDER BY id;
+
+-- name: in_doubt_notifications
+-- Digests whose sending started but whose outcome was never recorded (the process stopped in between):
+-- the SMTP server may have accepted them. Never resent without the operator's word.
+SELECT id, ticket, org_name, attempt_started_at FROM ss_notifications
+WHERE status = 'prepared' AND attempt_started_at IS NOT NULL ORDER BY id;
+
+-- name: start_attempt
+UPDATE ss_notifications SET attempt_started_at = NOW(), attempts = attempts + 1 WHERE id = %(id)s;
+
+-- name: mark_sent
+UPDATE ss_notifications SET status = 'sent', sent_at = NOW(), error = %(error)s WHERE id = %(id)s;
+
+-- name: mark_failed
+UPDATE ss_notifications SET status = 'failed', error = %(error)s, attempt_started_at = NULL WHERE id = %(id)s;
+
+-- name: resolve_sent
+UPDATE ss_notifications SET status = 'sent', sent_at = COALESCE(sent_at, NOW()),
+       error = 'marked sent by the operator'
+WHERE ticket = %(ticket)s AND status = 'prepared' AND attempt_started_at IS NOT NULL RETURNING id;
+
+-- name: resolve_resend
+UPDATE ss_notifications SET attempt_started_at = NULL, error = 'to be resent (operator)'
+WHERE ticket = %(ticket)s AND status = 'prepared' AND attempt_started_at IS NOT NULL RETURNING id;

@@ -230,6 +230,12 @@ class Settings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _notify_needs_a_server(self) -> Settings:
+        if self.notify_enabled and not (self.smtp_host and self.notify_from):
+            raise ValueError("NOTIFY_ENABLED needs SMTP_HOST and NOTIFY_FROM (where to send digests, and from whom)")
+        return self
+
     # ---- derived values -------------------------------------------------------------------------
 
     @property

@@ -92,7 +92,10 @@ def test_yaml_files_with_nested_settings_and_their_line_numbers(migrated_db_url:
     assert detail["cidrs"] == ["192.0.2.0/25", "2001:db8::/48"] and detail["asns"] == [64501]
     assert detail["domains"] == ["uni.example"] and detail["emails"] == ["cert@uni.example"]
     assert (detail["notify_interval_hours"], detail["notify_types"], detail["notify_min_severity"]) == (
-        168, ["scan_http"], "high")
+        168,
+        ["scan_http"],
+        "high",
+    )
     assert (detail["notify_mode"], detail["notify_format"], detail["language"]) == ("all", "text", "de")
 
 
@@ -126,7 +129,10 @@ def test_search_new_and_unmatched_by_organisation(migrated_db_url: str, tmp_path
     assert found.exit_code == 0, found.stderr
     assert sorted(row["ip"] for row in json.loads(found.stdout)) == ["100.64.0.2", "192.0.2.10", "198.51.100.20"]
     new = invoke(migrated_db_url, "new", "--since", "2026-11-01", "--org", "Domain Org", "--format", "json")
-    assert sorted(str(row["hostname"]) for row in json.loads(new.stdout)) == ["a.sub.example.net", "www.shop.example.org"]
+    assert sorted(str(row["hostname"]) for row in json.loads(new.stdout)) == [
+        "a.sub.example.net",
+        "www.shop.example.org",
+    ]
     unknown = invoke(migrated_db_url, "search", "--org", "Nobody")
     assert unknown.exit_code == 2 and "no organisation named 'Nobody'" in unknown.stderr
 

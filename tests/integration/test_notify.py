@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import threading
 import zipfile
 from datetime import date
 from email.message import EmailMessage
@@ -85,8 +86,13 @@ def test_each_organisation_gets_exactly_its_own_events_once(
     result = run_notify(migrated_db_url, smtp_server)
 
     assert result.exit_code == 0, result.stdout + result.stderr
-    emails = {row[0]: set(row[1]) for row in query(
-        migrated_db_url, "SELECT o.name, ARRAY(SELECT email FROM ss_org_contacts c WHERE c.org_id = o.id) FROM ss_orgs o")}
+    emails = {
+        row[0]: set(row[1])
+        for row in query(
+            migrated_db_url,
+            "SELECT o.name, ARRAY(SELECT email FROM ss_org_contacts c WHERE c.org_id = o.id) FROM ss_orgs o",
+        )
+    }
     received = by_org(smtp_server.received)
     assert set(received) == set(expected_rows())
     for name, item in received.items():
@@ -119,7 +125,7 @@ def test_each_organisation_gets_exactly_its_own_events_once(
     assert invoke(migrated_db_url, "import", str(tmp_path / "2026-11-21-scan_http-b.csv")).exit_code == 0
     later = run_notify(migrated_db_url, smtp_server)
     assert later.exit_code == 0, later.stderr
-    new = smtp_server.received[len(received):]
+    new = smtp_server.received[len(received) :]
     assert len(new) == 1 and "Example ISP" in str(new[0].message["Subject"])
     assert [row["ip"] for rows in attachments(new[0].message).values() for row in rows] == ["192.0.2.99"]
 
@@ -132,7 +138,10 @@ def test_a_finding_is_not_sent_twice_within_its_suppression_window(
     first = len(smtp_server.received)
     execute(migrated_db_url, "UPDATE ss_notifications SET prepared_at = prepared_at - interval '25 hours'")
     # The next day's report names the same hosts and ports again: the same findings.
-    assert invoke(migrated_db_url, "import", str(report_file(tmp_path, "2026-11-21-scan_http-c.csv", SUBJECTS))).exit_code == 0
+    assert (
+        invoke(migrated_db_url, "import", str(report_file(tmp_path, "2026-11-21-scan_http-c.csv", SUBJECTS))).exit_code
+        == 0
+    )
 
     result = run_notify(migrated_db_url, smtp_server)
 
@@ -147,7 +156,9 @@ def test_a_finding_is_not_sent_twice_within_its_suppression_window(
     assert len(smtp_server.received) == first + 1
 
 
-def test_smtp_down_then_up_sends_each_digest_once(migrated_db_url: str, tmp_path: Path, smtp_server: SmtpServer) -> None:
+def test_smtp_down_then_up_sends_each_digest_once(
+    migrated_db_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
     setup(migrated_db_url, tmp_path)
     smtp_server.stop()
 
@@ -168,7 +179,8 @@ def test_smtp_down_then_up_sends_each_digest_once(migrated_db_url: str, tmp_path
     assert set(received) == set(expected_rows())
     for name, item in received.items():
         assert {row["ip"] or row["hostname"] for rows in attachments(item.message).values() for row in rows} == (
-            expected_rows()[name])
+            expected_rows()[name]
+        )
     assert run_notify(migrated_db_url, smtp_server).exit_code == 0
     assert len(smtp_server.received) == len(received)
     assert query(migrated_db_url, "SELECT DISTINCT status, attempts FROM ss_notifications") == [("sent", 3)]
@@ -188,7 +200,9 @@ def test_a_crash_after_the_server_accepted_a_digest_never_resends_it_silently(
     setup(migrated_db_url, tmp_path, "name,emails,networks\nExample ISP,abuse@isp.example,192.0.2.0/24\n")
     settings = load_settings({"DATABASE_URL": migrated_db_url, **smtp_server.env()}, env_file=None)
     with Database(migrated_db_url) as db, pytest.raises(SystemExit):
-        notify(settings, db, load_catalog(), NotifyOptions(since=date(2026, 11, 1)), mailer=CrashAfterAcceptance(settings))
+        notify(
+            settings, db, load_catalog(), NotifyOptions(since=date(2026, 11, 1)), mailer=CrashAfterAcceptance(settings)
+        )
     assert len(smtp_server.received) == 1
     ((ticket,),) = query(migrated_db_url, "SELECT ticket FROM ss_notifications")
 
@@ -225,11 +239,19 @@ def test_an_attachment_over_the_limit_is_zipped_or_cut_with_a_note(
     (tmp_path / "orgs.csv").write_text("name,emails,networks,mode\nBig,big@big.example,10.0.0.0/8,all\n")
     assert invoke(migrated_db_url, "orgs", "import", str(tmp_path / "orgs.csv")).exit_code == 0
     rows = [{"ip": f"10.0.{n // 250}.{n % 250}", "asn": "", "tag": "x" * 40} for n in range(400)]
-    assert invoke(migrated_db_url, "import", str(report_file(tmp_path, "2026-11-20-scan_http-z.csv", rows))).exit_code == 0
+    assert (
+        invoke(migrated_db_url, "import", str(report_file(tmp_path, "2026-11-20-scan_http-z.csv", rows))).exit_code == 0
+    )
 
     zipped = run_notify(migrated_db_url, smtp_server, "--test-to", "t@cert.example", NOTIFY_MAX_ATTACHMENT="20KiB")
-    cut = run_notify(migrated_db_url, smtp_server, "--test-to", "t@cert.example", NOTIFY_MAX_ATTACHMENT="20KiB",
-                     NOTIFY_OVERSIZE="truncate")
+    cut = run_notify(
+        migrated_db_url,
+        smtp_server,
+        "--test-to",
+        "t@cert.example",
+        NOTIFY_MAX_ATTACHMENT="20KiB",
+        NOTIFY_OVERSIZE="truncate",
+    )
 
     assert zipped.exit_code == 0 and cut.exit_code == 0, zipped.stderr + cut.stderr
     first, second = (item.message for item in smtp_server.received)
@@ -246,10 +268,12 @@ def test_templates_a_cert_overrides_per_language(migrated_db_url: str, tmp_path:
     (tmp_path / "templates").mkdir()
     (tmp_path / "templates" / "subject.de.txt.j2").write_text("[{{ ticket }}] Befunde für {{ org.name }}")
     (tmp_path / "templates" / "body.de.txt.j2").write_text(
-        "Guten Tag {{ org.name }},\n{% for t in types %}{{ t.type }}: {{ t.rows }} Ereignisse\n{% endfor %}")
+        "Guten Tag {{ org.name }},\n{% for t in types %}{{ t.type }}: {{ t.rows }} Ereignisse\n{% endfor %}"
+    )
 
-    result = run_notify(migrated_db_url, smtp_server, "--test-to", "t@cert.example",
-                        NOTIFY_TEMPLATE_DIR=str(tmp_path / "templates"))
+    result = run_notify(
+        migrated_db_url, smtp_server, "--test-to", "t@cert.example", NOTIFY_TEMPLATE_DIR=str(tmp_path / "templates")
+    )
 
     assert result.exit_code == 0, result.stderr
     subjects = {str(item.message["Subject"]) for item in smtp_server.received}
@@ -257,5 +281,33 @@ def test_templates_a_cert_overrides_per_language(migrated_db_url: str, tmp_path:
     assert len(german) == 1 and german[0].endswith("Befunde für Customer Ltd")  # language de
     (customer,) = [i.message for i in smtp_server.received if "Befunde" in str(i.message["Subject"])]
     body = customer.get_body(("plain",))
-    assert body is not None and body.get_content().replace("\r\n", "\n") == "Guten Tag Customer Ltd,\nscan_http: 1 Ereignisse\n"
+    assert (
+        body is not None
+        and body.get_content().replace("\r\n", "\n") == "Guten Tag Customer Ltd,\nscan_http: 1 Ereignisse\n"
+    )
     assert len(subjects) == len(expected_rows())  # the others: the default English templates
+
+
+def test_the_service_sends_the_digests_a_cycle_made_due(
+    migrated_db_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    from ingestor.service.health import HealthState
+    from ingestor.service.scheduler import Scheduler
+
+    setup(migrated_db_url, tmp_path)
+    env = {"DATABASE_URL": migrated_db_url, **smtp_server.env(NOTIFY_LOOKBACK_DAYS="3650")}
+    off = load_settings(env, env_file=None)
+    on = load_settings({**env, "NOTIFY_ENABLED": "true"}, env_file=None)
+    with Database(migrated_db_url) as db:
+        ingestor: Any = type("Ingestor", (), {"catalog": load_catalog()})()
+        assert Scheduler(off, db, ingestor, HealthState(), threading.Event()).send_digests() is None
+        assert smtp_server.received == []
+        result = Scheduler(on, db, ingestor, HealthState(), threading.Event()).send_digests()
+    assert result is not None and result.sent == len(expected_rows()) == len(smtp_server.received)
+
+
+def test_notify_enabled_needs_a_server_and_a_sender() -> None:
+    from ingestor.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="NOTIFY_ENABLED needs SMTP_HOST and NOTIFY_FROM"):
+        load_settings({"NOTIFY_ENABLED": "1", "SMTP_HOST": "127.0.0.1"}, env_file=None)

@@ -69,7 +69,9 @@ def test_manual_entries_override_imported_ones(migrated_db_url: str, tmp_path: P
 
     again = invoke(migrated_db_url, "orgs", "import-ripe", *files)  # a later RIPE refresh keeps the manual entry
 
-    assert again.exit_code == 0 and "kept (a manual entry overrides the RIPE one): Example Networks B.V." in again.stdout
+    assert (
+        again.exit_code == 0 and "kept (a manual entry overrides the RIPE one): Example Networks B.V." in again.stdout
+    )
     names = {row[0] for row in query(migrated_db_url, "SELECT name FROM ss_orgs")}
     assert "Example Networks B.V." not in names and "Example Networks (CERT contact)" in names
     folder = tmp_path / "reports"

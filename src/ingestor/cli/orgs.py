@@ -10,7 +10,7 @@ import json
 import sys
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import click
 
@@ -22,6 +22,32 @@ from ingestor.constituents.model import OrgInput
 from ingestor.constituents.rematch import rematch as run_rematch
 from ingestor.ops.formats import FORMATS, json_value, write_rows
 from ingestor.ops.search import EVENT_COLUMNS, iter_rows
+
+COUNT_COLUMNS = ("report_type", "events", "findings", "first_date", "last_date")
+DIGEST_COLUMNS = (
+    "id",
+    "ticket",
+    "status",
+    "events",
+    "findings",
+    "suppressed",
+    "recipients",
+    "prepared_at",
+    "sent_at",
+    "attempts",
+    "error",
+)
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, list):
+        items = cast("list[object]", value)
+        return ", ".join(str(item) for item in items)
+    return "" if value is None else str(value)
+
+
+def _dicts(columns: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    return [dict(zip(columns, row, strict=True)) for row in rows]
 
 
 @click.group()
@@ -110,8 +136,20 @@ def import_ripe(paths: tuple[Path, ...], countries: tuple[str, ...], handles: tu
 @handle_errors
 def list_orgs(tag: str | None, fmt: str | None) -> None:
     """Organisations with their contacts, network counts and last digest."""
-    columns = ("name", "source", "handle", "emails", "cidrs", "asns", "domains", "language", "tags",
-               "notify_interval_hours", "notify_mode", "last_digest")
+    columns = (
+        "name",
+        "source",
+        "handle",
+        "emails",
+        "cidrs",
+        "asns",
+        "domains",
+        "language",
+        "tags",
+        "notify_interval_hours",
+        "notify_mode",
+        "last_digest",
+    )
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
         rows = store.list_orgs(conn, tag)
     _emit(lambda n, raw: (row for row in rows[:n]), columns, fmt, 0, "organisations")  # pyright: ignore[reportUnknownLambdaType]
@@ -130,27 +168,40 @@ def show(name: str, days: int, as_json: bool) -> None:
             raise UsageProblem(f"no organisation named {name!r} (see `orgs list`)")
         since = _today() - timedelta(days=days)
         params_ = {"org_id": detail["id"], "since": since, "limit": 10}
-        counts = [dict(zip(("report_type", "events", "findings", "first_date", "last_date"), row, strict=True))
-                  for row in conn.execute(QUERIES["org_event_counts"], params_).fetchall()]
-        digests = [dict(zip(("id", "ticket", "status", "events", "findings", "suppressed", "recipients",
-                             "prepared_at", "sent_at", "attempts", "error"), row, strict=True))
-                   for row in conn.execute(QUERIES["org_digests"], params_).fetchall()]
+        counts = _dicts(COUNT_COLUMNS, conn.execute(QUERIES["org_event_counts"], params_).fetchall())
+        digests = _dicts(DIGEST_COLUMNS, conn.execute(QUERIES["org_digests"], params_).fetchall())
     data = {**detail, "events_since": since, "events": counts, "digests": digests}
     if as_json:
         click.echo(json.dumps(json_value(data), indent=2))
         return
-    for key in ("name", "source", "handle", "country", "language", "tags", "emails", "notify_enabled",
-                "notify_interval_hours", "notify_types", "notify_min_severity", "notify_mode", "notify_format"):
+    for key in (
+        "name",
+        "source",
+        "handle",
+        "country",
+        "language",
+        "tags",
+        "emails",
+        "notify_enabled",
+        "notify_interval_hours",
+        "notify_types",
+        "notify_min_severity",
+        "notify_mode",
+        "notify_format",
+    ):
         value = detail.get(key)
-        text = ", ".join(str(v) for v in value) if isinstance(value, list) else ("" if value is None else str(value))  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        text = _text(value)
         click.echo(f"{key:22} {text}")
     for key in ("cidrs", "asns", "domains"):
-        values = [str(v) for v in detail.get(key) or []]
+        entries: list[Any] = detail.get(key) or []
+        values = [str(v) for v in entries]
         click.echo(f"{key:22} {len(values)}: {' '.join(values[:20])}{' ...' if len(values) > 20 else ''}")
     click.echo(f"\nevents and findings since {since}:")
-    write_rows(counts, ("report_type", "events", "findings", "first_date", "last_date"), "table", sys.stdout)
+    write_rows(counts, COUNT_COLUMNS, "table", sys.stdout)
     click.echo("\nlatest digests:")
-    write_rows(digests, ("ticket", "status", "events", "findings", "suppressed", "sent_at", "error"), "table", sys.stdout)
+    write_rows(
+        digests, ("ticket", "status", "events", "findings", "suppressed", "sent_at", "error"), "table", sys.stdout
+    )
 
 
 @orgs.command("remove")
@@ -185,19 +236,22 @@ def rematch(since: date | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(FORMATS), help="Output format [default: table / csv when piped].")
 @click.option("--limit", type=click.IntRange(0, params.MAX_ROWS), help="At most this many rows; 0 = all.")
 @handle_errors
-def unmatched(since: date | None, show_events: bool, types: tuple[str, ...], fmt: str | None, limit: int | None) -> None:
+def unmatched(
+    since: date | None, show_events: bool, types: tuple[str, ...], fmt: str | None, limit: int | None
+) -> None:
     """Events no organisation owns: what must be routed by hand (or a network missing from a constituent)."""
     since = since or _today() - timedelta(days=7)
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
         if show_events:
+
             def rows(n: int | None, raw: bool) -> Any:
                 values = {"since": since, "types": list(types) or None, "limit": n, "with_raw": raw}
                 return iter_rows(conn, QUERIES["unmatched_events"], values)
+
             _emit(rows, EVENT_COLUMNS, fmt, limit, f"unmatched events since {since}")
             return
         columns = ("report_type", "events", "hosts", "first_date", "last_date")
-        found = [dict(zip(columns, row, strict=True))
-                 for row in conn.execute(QUERIES["unmatched_summary"], {"since": since}).fetchall()]
+        found = _dicts(columns, conn.execute(QUERIES["unmatched_summary"], {"since": since}).fetchall())
     _emit(lambda n, raw: (row for row in found), columns, fmt, limit, f"unmatched events since {since}")  # pyright: ignore[reportUnknownLambdaType]
 
 
@@ -211,6 +265,5 @@ def org_status(days: int, limit: int, fmt: str | None) -> None:
     columns = ("name", "events", "hosts", "last_digest", "failed_digests", "in_doubt")
     since = _today() - timedelta(days=days)
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
-        found = [dict(zip(columns, row, strict=True))
-                 for row in conn.execute(QUERIES["org_status"], {"since": since, "limit": limit}).fetchall()]
+        found = _dicts(columns, conn.execute(QUERIES["org_status"], {"since": since, "limit": limit}).fetchall())
     _emit(lambda n, raw: (row for row in found), columns, fmt, 0, f"organisations since {since}")  # pyright: ignore[reportUnknownLambdaType]

@@ -12,7 +12,7 @@ import io
 import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import yaml
 
@@ -36,9 +36,7 @@ class ImportProblems(IngestorError):
         self.problems = problems
         shown = problems[:50]
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
-        super().__init__(
-            f"{len(problems)} problem(s), nothing imported:\n" + "\n".join(f"  {p}" for p in shown) + more
-        )
+        super().__init__(f"{len(problems)} problem(s), nothing imported:\n" + "\n".join(f"  {p}" for p in shown) + more)
 
 
 def _items(value: Any) -> list[str]:
@@ -145,10 +143,14 @@ def read_csv(path: Path, text: str) -> list[OrgInput]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     header = [name.strip().lower() for name in reader.fieldnames or []]
     if "name" not in header:
-        raise ImportProblems([f"{path.name}:1: the header must name the columns, at least 'name' ({', '.join(CSV_COLUMNS)})"])
+        raise ImportProblems(
+            [f"{path.name}:1: the header must name the columns, at least 'name' ({', '.join(CSV_COLUMNS)})"]
+        )
     unknown = [name for name in header if name not in CSV_COLUMNS]
     if unknown:
-        raise ImportProblems([f"{path.name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(CSV_COLUMNS)})"])
+        raise ImportProblems(
+            [f"{path.name}:1: unknown column(s) {', '.join(unknown)} (known: {', '.join(CSV_COLUMNS)})"]
+        )
     reader.fieldnames = header
     for row in reader:
         if None in row:
@@ -164,7 +166,8 @@ def read_yaml(path: Path, text: str) -> list[OrgInput]:
     """Organisations of a YAML file: a list of mappings, or ``organisations:`` holding one."""
     collector = _Collector(path)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        root = yaml.compose(text, Loader=yaml.SafeLoader)  # nodes know their line
+        loaded: Any = yaml.safe_load(text)  # the same document as Python values
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else 1
@@ -174,25 +177,25 @@ def read_yaml(path: Path, text: str) -> list[OrgInput]:
     if isinstance(root, yaml.MappingNode):
         for key, value in root.value:
             if key.value in ("organisations", "organizations", "orgs"):
-                root = value
+                root, loaded = value, loaded[key.value]
                 break
         else:
             raise ImportProblems([f"{path.name}:1: expected a list of organisations (or 'organisations:' holding one)"])
     if not isinstance(root, yaml.SequenceNode):
         raise ImportProblems([f"{path.name}:{root.start_mark.line + 1}: expected a list of organisations"])
-    for node in root.value:
+    entries = cast("list[object]", loaded)
+    for node, data in zip(root.value, entries, strict=True):
         line = node.start_mark.line + 1
-        data = yaml.safe_load(yaml.serialize(node))
         if not isinstance(data, dict):
             collector.problem(line, "each organisation is a mapping (name: ..., emails: [...], networks: [...])")
             continue
-        values: dict[str, Any] = {str(k).lower(): v for k, v in data.items()}  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
-        notify = values.pop("notify", None) or {}
+        values: dict[str, Any] = {str(k).lower(): v for k, v in cast("dict[object, object]", data).items()}
+        notify: Any = values.pop("notify", None) or {}
         if not isinstance(notify, dict):
             collector.problem(line, "notify: expected a mapping (interval, types, min_severity, mode, format, enabled)")
             continue
-        for key, value in notify.items():  # pyright: ignore[reportUnknownVariableType]
-            values[str(key).lower()] = value  # pyright: ignore[reportUnknownArgumentType]
+        for key, value in cast("dict[object, object]", notify).items():
+            values[str(key).lower()] = value
         collector.add(line, values)
     return collector.result()
 

@@ -19,8 +19,12 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 MAX_ASN = 4_294_967_295
 MODES = ("new", "all")
 FORMATS = ("html", "text")
-_EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
-_DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$")
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
+_DOMAIN = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$"
+)
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
 _TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
 _TAG = re.compile(r"^[^\s,;]{1,64}$")
@@ -49,7 +53,7 @@ def parse_asn(value: str | int) -> int:
 def parse_domain(value: str) -> str:
     """A domain name: lowercase, no trailing dot, no wildcard (a domain covers every name below it)."""
     text = value.strip().lower().rstrip(".").removeprefix("*.")
-    if not _DOMAIN.match(text) or "." not in text and text != "localhost":
+    if not _DOMAIN.match(text) or ("." not in text and text != "localhost"):
         raise ValueError(f"not a domain name: {value!r}")
     return text
 

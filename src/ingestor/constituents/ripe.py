@@ -74,18 +74,16 @@ def _first(obj: list[tuple[str, str]], name: str) -> str | None:
     return None
 
 
-def _all(obj: list[tuple[str, str]], name: str) -> list[str]:
-    return [value for attribute, value in obj if attribute == name and value]
-
-
 def inetnum_cidrs(value: str) -> list[Network]:
     """``192.0.2.0 - 192.0.2.255`` as the CIDRs covering exactly that range (a CIDR is accepted too)."""
     if "-" in value:
         first, _, last = value.partition("-")
         start, end = ipaddress.ip_address(first.strip()), ipaddress.ip_address(last.strip())
-        if not isinstance(start, type(end)) or end < start:
-            raise ValueError(f"not an address range: {value!r}")
-        return list(ipaddress.summarize_address_range(start, end))  # pyright: ignore[reportArgumentType]
+        if isinstance(start, ipaddress.IPv4Address) and isinstance(end, ipaddress.IPv4Address) and start <= end:
+            return list(ipaddress.summarize_address_range(start, end))
+        if isinstance(start, ipaddress.IPv6Address) and isinstance(end, ipaddress.IPv6Address) and start <= end:
+            return list(ipaddress.summarize_address_range(start, end))
+        raise ValueError(f"not an address range: {value!r}")
     return [ipaddress.ip_network(value.strip(), strict=False)]
 
 
@@ -143,8 +141,19 @@ def read_ripe(paths: Iterable[Path], *, countries: Iterable[str] = (), handles: 
                 if cls != kind:
                     continue
                 try:
-                    _take(cls, key, obj, orgs, mailboxes, role_names, selected, asns_by_org,
-                          wanted_countries, wanted_handles, result)
+                    _take(
+                        cls,
+                        key,
+                        obj,
+                        orgs,
+                        mailboxes,
+                        role_names,
+                        selected,
+                        asns_by_org,
+                        wanted_countries,
+                        wanted_handles,
+                        result,
+                    )
                 except ValueError as exc:
                     result.problems.append(f"{path.name}: {cls} {key}: {exc}")
     for handle, asns in asns_by_org.items():  # aut-num has no country: it follows its organisation
@@ -173,8 +182,12 @@ def _take(
     if cls == "organisation":
         handle = key.upper()
         if not handles or handle in handles:
-            orgs[handle] = _Owner(handle, _first(obj, "org-name") or handle, _country(_first(obj, "country")),
-                                  (_first(obj, "abuse-c") or "").upper() or None)
+            orgs[handle] = _Owner(
+                handle,
+                _first(obj, "org-name") or handle,
+                _country(_first(obj, "country")),
+                (_first(obj, "abuse-c") or "").upper() or None,
+            )
         return
     if cls == "role":
         nic = (_first(obj, "nic-hdl") or "").upper()
@@ -238,8 +251,15 @@ def _finish(orgs: dict[str, _Owner], selected: set[str], mailboxes: dict[str, st
             result.without_mailbox.append(owner.handle)
             continue
         name = owner.name if names[owner.name] == 1 else f"{owner.name} ({owner.handle})"
-        org = OrgInput(name, emails=emails, cidrs=owner.cidrs, asns=owner.asns, handle=owner.handle,
-                       country=owner.country, source="ripe")
+        org = OrgInput(
+            name,
+            emails=emails,
+            cidrs=owner.cidrs,
+            asns=owner.asns,
+            handle=owner.handle,
+            country=owner.country,
+            source="ripe",
+        )
         org.cidrs = list(ipaddress.collapse_addresses([c for c in org.cidrs if c.version == 4]))  # pyright: ignore[reportArgumentType]
         org.cidrs += list(ipaddress.collapse_addresses([c for c in owner.cidrs if c.version == 6]))  # pyright: ignore[reportArgumentType]
         org.dedupe()

@@ -57,9 +57,7 @@ def _params(org: OrgInput) -> dict[str, Any]:
     }
 
 
-def replace_orgs(
-    conn: psycopg.Connection[Any], orgs: Sequence[OrgInput], *, prune_ripe: bool = False
-) -> ImportResult:
+def replace_orgs(conn: psycopg.Connection[Any], orgs: Sequence[OrgInput], *, prune_ripe: bool = False) -> ImportResult:
     """Create or replace each organisation (by name) with its contacts and networks, in one transaction.
 
     A RIPE organisation (``source='ripe'``) never replaces a manual one of the same name or handle: manual

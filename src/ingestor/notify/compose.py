@@ -70,9 +70,17 @@ class TypeDigest:
         order = {level: i for i, level in enumerate(SEVERITIES)}
         severities = dict(sorted(self.severities.items(), key=lambda item: order.get(item[0], 99)))
         return {
-            "type": self.type, "name": self.name, "url": self.url, "rows": self.rows, "hosts": len(self.hosts),
-            "findings": len(self.findings), "severities": severities, "attachment": self.attachment,
-            "zipped": self.zipped, "truncated": self.truncated, "rows_attached": self.rows_attached,
+            "type": self.type,
+            "name": self.name,
+            "url": self.url,
+            "rows": self.rows,
+            "hosts": len(self.hosts),
+            "findings": len(self.findings),
+            "severities": severities,
+            "attachment": self.attachment,
+            "zipped": self.zipped,
+            "truncated": self.truncated,
+            "rows_attached": self.rows_attached,
         }
 
 
@@ -215,10 +223,16 @@ def build_message(
         digest_type.url = report.url if report else None
     types = [t.context() for t in sorted(digest.types.values(), key=lambda t: t.type)]
     context = {
-        "org": digest.org, "ticket": ticket, "types": types, "total_events": digest.events,
-        "total_hosts": len(set().union(*(t.hosts for t in digest.types.values()))),
-        "findings": digest.findings, "suppressed": digest.suppressed, "window_start": digest.window_start,
-        "window_end": digest.window_end, "limit": human_size(limit),
+        "org": digest.org,
+        "ticket": ticket,
+        "types": types,
+        "total_events": digest.events,
+        "total_hosts": len(set[str]().union(*(t.hosts for t in digest.types.values()))),
+        "findings": digest.findings,
+        "suppressed": digest.suppressed,
+        "window_start": digest.window_start,
+        "window_end": digest.window_end,
+        "limit": human_size(limit),
     }
     language = digest.org.get("language")
     message = EmailMessage()

@@ -22,13 +22,14 @@ messages have test tickets, and the digests stay due for the real run.
 
 from __future__ import annotations
 
+import functools
 import logging
-from email.policy import SMTP
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from email.policy import SMTP
 from pathlib import Path
 from typing import Any
 
@@ -179,7 +180,7 @@ def _prepare(
             ticket = f"{settings.notify_ticket_prefix}-TEST-{test_number:06d}"
             to = [options.test_to] if options.test_to else list(digest.org["emails"])
             envelope = envelope_for(settings, to, test=True)
-            message = _message(digest, ticket, envelope, catalog, templates, settings)
+            message = _message(digest, envelope, catalog, templates, settings, ticket)
             if options.dry_run is not None:
                 options.dry_run.mkdir(parents=True, exist_ok=True)
                 path = options.dry_run / f"{ticket}.eml"
@@ -196,13 +197,13 @@ def _prepare(
             result.prepared += 1
             continue
         envelope = envelope_for(settings, list(digest.org["emails"]), test=False)
-        _record(conn, digest, envelope, lambda ticket: _message(digest, ticket, envelope, catalog, templates, settings),
-                prefix=settings.notify_ticket_prefix)
+        compose = functools.partial(_message, digest, envelope, catalog, templates, settings)
+        _record(conn, digest, envelope, compose, prefix=settings.notify_ticket_prefix)
         result.prepared += 1
 
 
 def _message(
-    digest: Digest, ticket: str, envelope: Envelope, catalog: Catalog, templates: Templates, settings: Settings
+    digest: Digest, envelope: Envelope, catalog: Catalog, templates: Templates, settings: Settings, ticket: str
 ) -> bytes:
     message = build_message(
         digest,
@@ -220,7 +221,7 @@ def _record(
     conn: psycopg.Connection[Any],
     digest: Digest,
     envelope: Envelope | None,
-    compose: Any,
+    compose: Callable[[str], bytes] | None,
     *,
     prefix: str = "SSI",
 ) -> None:
@@ -232,16 +233,25 @@ def _record(
             assert row is not None
             notification_id = int(row[0])
             ticket = f"{prefix}-{notification_id:06d}"
-            message: bytes = compose(ticket)
+            assert compose is not None
+            message = compose(ticket)
             message_id = _header(message, b"Message-ID")
             conn.execute(
                 QUERIES["insert_notification_with_id"],
                 {
-                    "id": notification_id, "org_id": digest.org_id, "org_name": digest.org["name"],
-                    "ticket": ticket, "message_id": message_id, "recipients": envelope.recipients,
-                    "window_start": digest.window_start, "window_end": digest.window_end,
-                    "events": digest.events, "findings": digest.findings, "suppressed": digest.suppressed,
-                    "test_to": None, "message": message,
+                    "id": notification_id,
+                    "org_id": digest.org_id,
+                    "org_name": digest.org["name"],
+                    "ticket": ticket,
+                    "message_id": message_id,
+                    "recipients": envelope.recipients,
+                    "window_start": digest.window_start,
+                    "window_end": digest.window_end,
+                    "events": digest.events,
+                    "findings": digest.findings,
+                    "suppressed": digest.suppressed,
+                    "test_to": None,
+                    "message": message,
                 },
             )
             types, keys = zip(*sorted(digest.sent_findings), strict=True) if digest.sent_findings else ((), ())
@@ -287,7 +297,9 @@ def _digests(
                         QUERIES["recently_notified"], {"org_id": org_id, "hours": settings.notify_suppress_hours}
                     ).fetchall()
                     recent = {(str(t), str(k)) for t, k in rows} if settings.notify_suppress_hours else set()
-                    severities = set(severities_at_least(org["notify_min_severity"])) if org["notify_min_severity"] else None
+                    severities = (
+                        set(severities_at_least(org["notify_min_severity"])) if org["notify_min_severity"] else None
+                    )
                     types = set(org["notify_types"]) if org["notify_types"] else None
                 digest.file_ids.add(int(file_id))
                 if types is not None and report_type not in types:
@@ -311,7 +323,11 @@ def _digests(
 
 
 def _send_pending(
-    conn: psycopg.Connection[Any], mailer: Mailer, settings: Settings, result: NotifyResult, stop: threading.Event | None
+    conn: psycopg.Connection[Any],
+    mailer: Mailer,
+    settings: Settings,
+    result: NotifyResult,
+    stop: threading.Event | None,
 ) -> None:
     assert settings.notify_from
     for notification_id, ticket, org_name, recipients, _test_to, message, status, _attempts in conn.execute(

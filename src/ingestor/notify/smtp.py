@@ -8,7 +8,6 @@ failure (refused connection, timeout, a 4xx or 5xx answer, TLS or login problems
 from __future__ import annotations
 
 import smtplib
-import socket
 import ssl
 
 from ingestor.config import Settings
@@ -61,9 +60,11 @@ class Mailer:
             raise SendError(f"every recipient refused: {_refusals(exc.recipients)}") from None
         except smtplib.SMTPResponseException as exc:
             self.close()
-            text = exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            text = (
+                exc.smtp_error.decode("utf-8", "replace") if isinstance(exc.smtp_error, bytes) else str(exc.smtp_error)
+            )
             raise SendError(f"SMTP {exc.smtp_code}: {' '.join(text.split())[:200]}") from None
-        except (smtplib.SMTPException, OSError, ssl.SSLError, socket.timeout) as exc:
+        except (TimeoutError, smtplib.SMTPException, OSError, ssl.SSLError) as exc:
             self.close()
             raise SendError(f"{type(exc).__name__}: {' '.join(str(exc).split())[:200] or 'no detail'}") from None
         return f"refused: {_refusals(refused)}" if refused else None
@@ -78,4 +79,6 @@ class Mailer:
 
 
 def _refusals(refused: dict[str, tuple[int, bytes]]) -> str:
-    return "; ".join(f"{address} ({code} {reason.decode('utf-8', 'replace')[:80]})" for address, (code, reason) in refused.items())
+    return "; ".join(
+        f"{address} ({code} {reason.decode('utf-8', 'replace')[:80]})" for address, (code, reason) in refused.items()
+    )

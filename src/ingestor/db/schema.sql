@@ -233,7 +233,6 @@ CREATE TABLE ss_notifications (
   attempts INTEGER NOT NULL DEFAULT 0,
   error TEXT,
   message BYTEA,
-  test_to TEXT,
   prepared_at TIMESTAMPTZ NOT NULL DEFAULT NOW(),
   attempt_started_at TIMESTAMPTZ,
   sent_at TIMESTAMPTZ,

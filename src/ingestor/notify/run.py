@@ -250,7 +250,6 @@ def _record(
                     "events": digest.events,
                     "findings": digest.findings,
                     "suppressed": digest.suppressed,
-                    "test_to": None,
                     "message": message,
                 },
             )
@@ -330,7 +329,7 @@ def _send_pending(
     stop: threading.Event | None,
 ) -> None:
     assert settings.notify_from
-    for notification_id, ticket, org_name, recipients, _test_to, message, status, _attempts in conn.execute(
+    for notification_id, ticket, org_name, recipients, message, status, _attempts in conn.execute(
         QUERIES["pending_notifications"]
     ).fetchall():
         if stop is not None and stop.is_set():

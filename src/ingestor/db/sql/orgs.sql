@@ -156,8 +156,7 @@ SELECT o.id, o.name, o.language, o.notify_enabled, o.notify_interval_hours, o.no
        o.notify_min_severity, o.notify_mode, o.notify_format,
        ARRAY(SELECT c.email FROM ss_org_contacts c WHERE c.org_id = o.id ORDER BY c.email) AS emails,
        NOT EXISTS (SELECT 1 FROM ss_notifications s
-                   WHERE s.org_id = o.id AND s.test_to IS NULL
-                     AND s.prepared_at > NOW() - make_interval(hours => o.notify_interval_hours)) AS due
+                   WHERE s.org_id = o.id AND s.prepared_at > NOW() - make_interval(hours => o.notify_interval_hours)) AS due
 FROM ss_orgs o
 WHERE (%(name)s::text IS NULL OR o.name = %(name)s::text)
 ORDER BY o.id;
@@ -188,9 +187,9 @@ SELECT nextval(pg_get_serial_sequence('ss_notifications', 'id'));
 
 -- name: insert_notification_with_id
 INSERT INTO ss_notifications (id, org_id, org_name, ticket, message_id, recipients, window_start, window_end,
-                              events, findings, suppressed, test_to, message)
+                              events, findings, suppressed, message)
 VALUES (%(id)s, %(org_id)s, %(org_name)s, %(ticket)s, %(message_id)s, %(recipients)s, %(window_start)s,
-        %(window_end)s, %(events)s, %(findings)s, %(suppressed)s, %(test_to)s, %(message)s);
+        %(window_end)s, %(events)s, %(findings)s, %(suppressed)s, %(message)s);
 
 -- name: cover_files
 -- The files a digest covered for its organisation (in key order: concurrent writers lock alike).
@@ -209,7 +208,7 @@ SET last_sent_at = EXCLUDED.last_sent_at, notification_id = EXCLUDED.notificatio
 
 -- name: pending_notifications
 -- Digests to send now: prepared and never attempted, or failed (retried with the same message).
-SELECT id, ticket, org_name, recipients, test_to, message, status, attempts
+SELECT id, ticket, org_name, recipients, message, status, attempts
 FROM ss_notifications
 WHERE (status = 'prepared' AND attempt_started_at IS NULL) OR status = 'failed'
 ORDER BY id;

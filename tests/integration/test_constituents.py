@@ -144,6 +144,8 @@ def test_search_new_and_unmatched_by_organisation(migrated_db_url: str, tmp_path
     status = invoke(migrated_db_url, "orgs", "status", "--days", "30", "--format", "json")
     by_name = {row["name"]: row for row in json.loads(status.stdout)}
     assert by_name["Example ISP"]["events"] == 3 and by_name["Shared Too"]["events"] == 1
+    overall = invoke(migrated_db_url, "status", "--orgs", "--days", "30", "--json")
+    assert {row["name"]: row["events"] for row in json.loads(overall.stdout)["organisations"]}["Domain Org"] == 2
     listed = invoke(migrated_db_url, "orgs", "list", "--format", "json")
     assert len(json.loads(listed.stdout)) == 7
 

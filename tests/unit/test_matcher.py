@@ -58,11 +58,25 @@ def test_at_one_entry_manual_organisations_override_imported_ones() -> None:
     assert matcher.copy_value(None, 64500, None) == "{3}"
 
 
-def test_the_memo_is_not_pickled() -> None:
-    matcher = Matcher.build("t", [(1, cidr("10.0.0.0/8"), None, None, True)])
-    matcher.copy_value("10.0.0.1", None, None)
-    copy = pickle.loads(pickle.dumps(matcher))
-    assert copy.v4 == matcher.v4 and not copy._memo  # pyright: ignore[reportPrivateUsage]
+def test_nested_networks_are_flattened_into_ranges_owned_by_the_innermost_network() -> None:
+    matcher = Matcher.build(
+        "t",
+        [
+            (1, cidr("10.0.0.0/8"), None, None, True),
+            (2, cidr("10.0.0.0/16"), None, None, True),  # starts where its parent starts
+            (3, cidr("10.0.255.0/24"), None, None, True),  # ends where its parent ends
+            (4, cidr("10.0.128.0/17"), None, None, True),
+            (5, cidr("10.0.192.0/24"), None, None, True),
+            (6, cidr("10.255.255.255/32"), None, None, True),
+        ],
+    )
+    expect = {
+        "10.0.0.0": "{2}", "10.0.127.255": "{2}", "10.0.128.0": "{4}", "10.0.191.255": "{4}", "10.0.192.0": "{5}",
+        "10.0.192.255": "{5}", "10.0.193.0": "{4}", "10.0.254.255": "{4}", "10.0.255.0": "{3}", "10.0.255.255": "{3}",
+        "10.1.0.0": "{1}", "10.255.255.254": "{1}", "10.255.255.255": "{6}", "9.255.255.255": NULL, "11.0.0.0": NULL,
+    }  # fmt: skip
+    assert {ip: matcher.copy_value(ip, None, None) for ip in expect} == expect
+    assert pickle.loads(pickle.dumps(matcher)) == matcher
 
 
 def test_the_worker_keeps_a_matcher_version_and_is_sent_another_only_when_it_changes(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -324,19 +324,26 @@ def import_files(paths: tuple[Path, ...], report_type: str | None, report_date: 
 @click.command()
 @click.option("--days", type=click.IntRange(min=1, max=366), default=7, show_default=True, help="Days shown.")
 @click.option("--runs", type=click.IntRange(min=1, max=1000), default=10, show_default=True, help="Runs shown.")
+@click.option("--orgs", "per_org", is_flag=True, help="Also per organisation: events, hosts, digests (scans --days).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @handle_errors
-def status(days: int, runs: int, as_json: bool) -> None:
+def status(days: int, runs: int, per_org: bool, as_json: bool) -> None:
     """Ingestion health: latest runs, failed files, unknown report types, events per type, database size."""
+    from ingestor.constituents.store import ORG_STATUS_COLUMNS, org_status
+
     with runtime(need_db=True, read_only=True) as rt:
         db = rt.require_db()
         with db.connection() as conn:
             data = collect_status(conn, days=days, runs=runs, today=_today())
+            if per_org:
+                data["organisations"] = org_status(conn, since=_today() - timedelta(days=days))
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
     if as_json:
         click.echo(json.dumps(json_value(data), indent=2))
-    else:
-        render_status(data, _console())
+        return
+    render_status(data, _console())
+    if per_org:
+        write_rows(data["organisations"], ORG_STATUS_COLUMNS, "table", sys.stdout, title="organisations")
 
 
 @click.command()

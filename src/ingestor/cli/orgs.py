@@ -262,8 +262,8 @@ def unmatched(
 @handle_errors
 def org_status(days: int, limit: int, fmt: str | None) -> None:
     """Per organisation: events and hosts of the last days, last digest, failed and in-doubt digests."""
-    columns = ("name", "events", "hosts", "last_digest", "failed_digests", "in_doubt")
     since = _today() - timedelta(days=days)
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
-        found = _dicts(columns, conn.execute(QUERIES["org_status"], {"since": since, "limit": limit}).fetchall())
+        found = store.org_status(conn, since=since, limit=limit)
+    columns = store.ORG_STATUS_COLUMNS
     _emit(lambda n, raw: (row for row in found), columns, fmt, 0, f"organisations since {since}")  # pyright: ignore[reportUnknownLambdaType]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 import psycopg
@@ -142,3 +143,13 @@ def org_detail(conn: psycopg.Connection[Any], name: str) -> dict[str, Any] | Non
 def org_id(conn: psycopg.Connection[Any], name: str) -> int | None:
     row = conn.execute(QUERIES["org_by_name"], {"name": name}).fetchone()
     return int(row[0]) if row else None
+
+
+ORG_STATUS_COLUMNS = ("name", "events", "hosts", "last_digest", "failed_digests", "in_doubt")
+
+
+def org_status(conn: psycopg.Connection[Any], *, since: date, limit: int = 1000) -> list[dict[str, Any]]:
+    """Per organisation: events and distinct hosts of report dates from ``since``, last digest, failed and
+    in-doubt digests; most events first."""
+    rows = conn.execute(QUERIES["org_status"], {"since": since, "limit": limit}).fetchall()
+    return [dict(zip(ORG_STATUS_COLUMNS, row, strict=True)) for row in rows]

@@ -179,7 +179,7 @@ class Matcher:
 
 
 _cache: dict[str, Matcher] = {}
-_cache_lock = threading.Lock()
+_build_lock = threading.Lock()
 
 
 def matcher_for(conn: psycopg.Connection[Any]) -> Matcher | None:
@@ -192,11 +192,12 @@ def matcher_for(conn: psycopg.Connection[Any]) -> Matcher | None:
     if row is None:
         return None
     current = str(row[0])
-    with _cache_lock:
+    with _build_lock:  # loading threads that meet a new version at once build it once
         cached = _cache.get(current)
-    if cached is None:
-        cached = Matcher.build(current, conn.execute(QUERIES["matcher_networks"]).fetchall())
-        with _cache_lock:
+        if cached is None:
+            rows = conn.execute(QUERIES["matcher_networks"]).fetchall()
+            current = str(rows[0][0]) if rows else current
+            cached = Matcher.build(current, (row[1:] for row in rows if row[1] is not None))
             if len(_cache) >= 4:
                 _cache.clear()
             _cache[current] = cached

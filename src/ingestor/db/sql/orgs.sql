@@ -52,9 +52,12 @@ DELETE FROM ss_orgs WHERE name = %(name)s RETURNING id;
 SELECT id, name FROM ss_orgs WHERE source = 'ripe' AND NOT (handle = ANY(%(handles)s::text[])) ORDER BY name;
 
 -- name: matcher_networks
--- Everything the matcher needs, in one pass.
-SELECT n.org_id, n.cidr, n.asn, n.domain, o.source = 'manual' AS manual
-FROM ss_org_networks n JOIN ss_orgs o ON o.id = n.org_id;
+-- Everything the matcher needs, with the version token it belongs to: one statement, one snapshot (a change
+-- committed between reading the token and the networks would file new networks under the old token).
+SELECT s.token, n.org_id, n.cidr, n.asn, n.domain, n.manual
+FROM ss_org_state s
+LEFT JOIN (SELECT n.org_id, n.cidr, n.asn, n.domain, o.source = 'manual' AS manual
+           FROM ss_org_networks n JOIN ss_orgs o ON o.id = n.org_id) n ON true;
 
 -- name: list_orgs
 SELECT o.id, o.name, o.source, o.handle, o.language, o.tags, o.notify_enabled, o.notify_interval_hours,

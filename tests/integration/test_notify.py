@@ -311,3 +311,15 @@ def test_notify_enabled_needs_a_server_and_a_sender() -> None:
 
     with pytest.raises(ConfigError, match="NOTIFY_ENABLED needs SMTP_HOST and NOTIFY_FROM"):
         load_settings({"NOTIFY_ENABLED": "1", "SMTP_HOST": "127.0.0.1"}, env_file=None)
+
+
+def test_the_log_keeps_a_message_until_it_is_sent(
+    migrated_db_url: str, tmp_path: Path, smtp_server: SmtpServer
+) -> None:
+    setup(migrated_db_url, tmp_path)
+    smtp_server.stop()
+    assert run_notify(migrated_db_url, smtp_server).exit_code == 1
+    assert query(migrated_db_url, "SELECT bool_and(message IS NOT NULL) FROM ss_notifications") == [(True,)]
+    smtp_server.start()
+    assert run_notify(migrated_db_url, smtp_server).exit_code == 0
+    assert query(migrated_db_url, "SELECT bool_and(message IS NULL) FROM ss_notifications") == [(True,)]

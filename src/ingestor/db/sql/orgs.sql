@@ -226,14 +226,15 @@ WHERE status = 'prepared' AND attempt_started_at IS NOT NULL ORDER BY id;
 UPDATE ss_notifications SET attempt_started_at = NOW(), attempts = attempts + 1 WHERE id = %(id)s;
 
 -- name: mark_sent
-UPDATE ss_notifications SET status = 'sent', sent_at = NOW(), error = %(error)s WHERE id = %(id)s;
+-- A sent digest's message is dropped (the Bcc archive keeps a copy): the log keeps the facts, not megabytes.
+UPDATE ss_notifications SET status = 'sent', sent_at = NOW(), error = %(error)s, message = NULL WHERE id = %(id)s;
 
 -- name: mark_failed
 UPDATE ss_notifications SET status = 'failed', error = %(error)s, attempt_started_at = NULL WHERE id = %(id)s;
 
 -- name: resolve_sent
 UPDATE ss_notifications SET status = 'sent', sent_at = COALESCE(sent_at, NOW()),
-       error = 'marked sent by the operator'
+       error = 'marked sent by the operator', message = NULL
 WHERE ticket = %(ticket)s AND status = 'prepared' AND attempt_started_at IS NOT NULL RETURNING id;
 
 -- name: resolve_resend

@@ -12,6 +12,7 @@ from fixtures.pg import TEST_DATABASE_URL, describe_server
 from fixtures.pgdist import PgDistError, use_requested_major
 from fixtures.service import *  # noqa: F403
 from fixtures.sim import *  # noqa: F403
+from fixtures.smtp import *  # noqa: F403
 
 
 def pytest_configure(config: pytest.Config) -> None:

@@ -34,7 +34,7 @@ from pydantic import (
 from ingestor.catalog import TYPE_NAME
 from ingestor.errors import ConfigError
 
-SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL", "VIEWER_PASSWORD")
+SECRET_VARIABLES = ("SS_API_KEY", "SS_API_SECRET", "DB_PASSWORD", "DATABASE_URL", "VIEWER_PASSWORD", "SMTP_PASSWORD")
 """Variables that may be given as ``<NAME>_FILE`` (Docker secrets)."""
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
@@ -173,6 +173,23 @@ class Settings(BaseModel):
     resolve_days: str = Field("3", alias="FINDINGS_RESOLVE_DAYS")
     alarm_missing_type_days: int = Field(5, ge=0, le=7, alias="ALARM_MISSING_TYPE_DAYS")
     alarm_empty_cycles: int = Field(4, ge=0, le=1_000_000, alias="ALARM_EMPTY_CYCLES")
+    # Notification digests (docs/notifications.md)
+    notify_enabled: bool = Field(False, alias="NOTIFY_ENABLED")
+    smtp_host: str | None = Field(None, alias="SMTP_HOST")
+    smtp_port: int | None = Field(None, ge=1, le=65535, alias="SMTP_PORT")
+    smtp_security: Literal["starttls", "tls", "none"] = Field("starttls", alias="SMTP_SECURITY")
+    smtp_user: str | None = Field(None, alias="SMTP_USER")
+    smtp_password: SecretStr = Field(SecretStr(""), alias="SMTP_PASSWORD")
+    smtp_timeout: float = Field(60.0, gt=0, le=3600, alias="SMTP_TIMEOUT")
+    notify_from: str | None = Field(None, alias="NOTIFY_FROM")
+    notify_reply_to: str | None = Field(None, alias="NOTIFY_REPLY_TO")
+    notify_bcc: str | None = Field(None, alias="NOTIFY_BCC")
+    notify_template_dir: Path | None = Field(None, alias="NOTIFY_TEMPLATE_DIR")
+    notify_ticket_prefix: str = Field("SSI", pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,19}$", alias="NOTIFY_TICKET_PREFIX")
+    notify_lookback_days: int = Field(7, ge=1, le=3650, alias="NOTIFY_LOOKBACK_DAYS")
+    notify_suppress_hours: int = Field(168, ge=0, le=87_840, alias="NOTIFY_SUPPRESS_HOURS")
+    notify_max_attachment: ByteSize = Field(ByteSize(5 << 20), ge=1024, alias="NOTIFY_MAX_ATTACHMENT")
+    notify_oversize: Literal["zip", "truncate"] = Field("zip", alias="NOTIFY_OVERSIZE")
 
     # Logging
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", alias="LOG_LEVEL")
@@ -262,6 +279,12 @@ class Settings(BaseModel):
             )
         return self
 
+    @model_validator(mode="after")
+    def _notify_needs_a_server(self) -> Settings:
+        if self.notify_enabled and not (self.smtp_host and self.notify_from):
+            raise ValueError("NOTIFY_ENABLED needs SMTP_HOST and NOTIFY_FROM (where to send digests, and from whom)")
+        return self
+
     # ---- derived values -------------------------------------------------------------------------
 
     @property
@@ -330,6 +353,7 @@ class Settings(BaseModel):
         values = [self.api_key.get_secret_value(), self.api_secret.get_secret_value()]
         values.append(self.db_password.get_secret_value())
         values.append(self.viewer_password.get_secret_value())
+        values.append(self.smtp_password.get_secret_value())
         if self.database_url:
             password = conninfo_to_dict(self.database_url.get_secret_value()).get("password")
             values.append(str(password or ""))

@@ -20,6 +20,12 @@ writer slip in anyway, the unique key rejects the COPY and the file fails, to be
 the end the file's new rows update ``ss_reports``, and the finding lifecycle and the daily rollup
 (``lifecycle.py``) under the report type's lock.
 
+Organisations: the loader reads the constituents' matcher (``constituents/matcher.py``, cached per version)
+at the start of each file and the parse worker matches every row with it. For statements that run later in
+the file's transaction: each staged key row carries its event's organisations, ``ss_stage_keys.org_ids``
+(``INTEGER[]``, NULL = no owner), and the inserted rows are the staged positions minus the stored ones
+(as in ``stage_findings``).
+
 Everything happens inside the caller's transaction: a file is loaded whole or not at all. Counts always
 add up: ``rows_read = inserted + duplicates + rejected``.
 """
@@ -40,6 +46,7 @@ from typing import Any
 import psycopg
 
 from ingestor.catalog import Catalog, ReportType
+from ingestor.constituents.matcher import Matcher, matcher_for
 from ingestor.db.queries import QUERIES
 from ingestor.errors import StopRequested
 from ingestor.lifecycle import DEFAULT_POLICY, FindingsPolicy, apply_file
@@ -66,6 +73,7 @@ class _File:
     stop: threading.Event
     progress: Callable[[int], None] | None
     findings: FindingsPolicy
+    matcher: Matcher | None
 
 
 def load_report(
@@ -91,7 +99,8 @@ def load_report(
     check_header(header, report)  # an HTML page, a JSON error, unrelated columns: fail, never "loaded"
     params = {"report_type": report.type, "report_date": report_date, "file_id": file_id}
     prefix = f"{copy_text(report.type)}\t{report_date.isoformat()}\t{file_id}\t"
-    file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress, findings)
+    matcher = matcher_for(conn)
+    file = _File(path, report, params, prefix, batch_rows, stop or threading.Event(), progress, findings, matcher)
     stats = _load(conn, file)
     stats.known_type = report.known
     if report.known:
@@ -108,7 +117,7 @@ def _load(conn: psycopg.Connection[Any], file: _File) -> LoadStats:
     conn.execute(QUERIES["create_findings_stage"])
     stats: LoadStats | None = None
     try:
-        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows):
+        for message in shared_worker().parse(file.path, file.report, file.prefix, file.batch_rows, file.matcher):
             if isinstance(message, LoadStats):
                 stats = message
                 break

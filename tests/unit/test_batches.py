@@ -44,15 +44,15 @@ def test_keys_number_the_rows_of_their_batch_and_carry_the_finding_key_inputs() 
     out, _ = run(HEADER + rows(3), batch_rows=2)
     keys = out[1].keys.decode().splitlines()
     assert len(keys) == 1
-    position, _, legacy, ip, port, raw = keys[0].split("\t")
-    assert (position, legacy, ip, port, raw) == ("0", "\\N", "192.0.2.2", "2", "\\N")
+    position, _, legacy, ip, port, raw, org_ids = keys[0].split("\t")
+    assert (position, legacy, ip, port, raw, org_ids) == ("0", "\\N", "192.0.2.2", "2", "\\N", "\\N")
     assert not out[1].legacy
 
 
 def test_rows_without_an_address_carry_their_raw_row_and_non_ascii_rows_their_legacy_hash() -> None:
     data = '"timestamp","email","note"\n"2026-11-20 00:00:00Z","a@example.org","caf\u00e9 \\ x"\n'.encode()
     out, _ = run(data, report_type="compromised_account")
-    position, _, legacy, ip, port, raw = out[0].keys.decode().rstrip("\n").split("\t")
+    position, _, legacy, ip, port, raw, _ = out[0].keys.decode().rstrip("\n").split("\t")
     assert (position, ip, port) == ("0", "\\N", "\\N") and legacy != "\\N" and out[0].legacy
     assert raw == '{"email": "a@example.org", "note": "caf\\\\u00e9 \\\\\\\\ x", "timestamp": "2026-11-20 00:00:00Z"}'
 

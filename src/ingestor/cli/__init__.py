@@ -89,10 +89,12 @@ def _register() -> None:
         doctor.doctor,
     ):
         main.add_command(command)
-    from ingestor.cli import ops, picture
+    from ingestor.cli import notify, ops, orgs, picture
 
     for command in (*ops.COMMANDS, *picture.COMMANDS):
         main.add_command(command)
+    main.add_command(orgs.orgs)
+    main.add_command(notify.notify_command)
     _add_verbose(main)
 
 

@@ -12,7 +12,8 @@ import sys
 import threading
 from collections.abc import Callable, Generator, Iterator
 from contextlib import ExitStack
-from datetime import UTC, date, datetime
+from dataclasses import replace
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -152,6 +153,7 @@ def filter_options(command: F) -> F:
         ),
         click.option("--tag", help="Text contained in the tag (case-insensitive)."),
         click.option("--text", help="Text contained anywhere in the raw row (case-insensitive; scans)."),
+        click.option("--org", help="Events of this organisation (see `orgs list`)."),
         click.option(
             "--format",
             "fmt",
@@ -187,9 +189,23 @@ def _filters(**values: Any) -> flt.EventFilter:
             until=values.get("until"),
             tag=values.get("tag") or None,
             text=values.get("text") or None,
+            org=values.get("org") or None,
         )
     except ValueError as exc:
         raise InputError(str(exc)) from None
+
+
+def _resolve_org(rt: Runtime, filters: flt.EventFilter) -> flt.EventFilter:
+    """The filters with ``--org``'s name resolved to the organisation's id (an unknown name: exit 2)."""
+    if filters.org is None:
+        return filters
+    from ingestor.constituents.store import org_id
+
+    with rt.require_db().connection() as conn:
+        found = org_id(conn, filters.org)
+    if found is None:
+        raise InputError(f"no organisation named {filters.org!r} (see `orgs list`)")
+    return replace(filters, org_id=found)
 
 
 def _check_types(rt: Runtime, types: tuple[str, ...]) -> None:
@@ -285,6 +301,7 @@ def search(fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **va
     filters = _filters(**values)
     with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
+        filters = _resolve_org(rt, filters)
         db = rt.require_db()
         if show_plan:
             with db.connection() as conn:
@@ -324,6 +341,7 @@ def new(
         raise InputError(str(exc)) from None
     with runtime(need_db=True, read_only=True) as rt:
         _check_types(rt, filters.types)
+        filters = _resolve_org(rt, filters)
         db = rt.require_db()
         if show_plan:
             with db.connection() as conn:
@@ -424,21 +442,29 @@ def _refuse_paths(problems: list[ImportProblem]) -> None:
 @click.option("--days", type=click.IntRange(min=1, max=366), default=7, show_default=True, help="Days shown.")
 @click.option("--runs", type=click.IntRange(min=1, max=1000), default=10, show_default=True, help="Runs shown.")
 @click.option("--api", "ask_api", is_flag=True, help="Also ask the API whether the key has subscriptions.")
+@click.option("--orgs", "per_org", is_flag=True, help="Also per organisation: events, hosts, digests (scans --days).")
 @report_format_options()
 @handle_errors
-def status(days: int, runs: int, ask_api: bool, fmt: str | None, as_json: bool) -> None:
+def status(days: int, runs: int, ask_api: bool, per_org: bool, fmt: str | None, as_json: bool) -> None:
     """Ingestion health: latest runs, failed files, alarms on the feed, column changes, unknown report types,
-    events per type, database size."""
+    events per type, database size; with --orgs, per organisation."""
+    from ingestor.constituents.store import ORG_STATUS_COLUMNS, org_status
+
     with runtime(need_db=True, read_only=True, need_api=ask_api) as rt:
         db = rt.require_db()
         with db.connection() as conn:
             client = rt.client if ask_api else None
             data = collect_status(conn, days=days, runs=runs, today=_today(), settings=rt.settings, client=client)
+            if per_org:
+                data["organisations"] = org_status(conn, since=_today() - timedelta(days=days))
         data["database"]["ingestion_lock"] = IngestionLock(db).holder()
     if (fmt or "table") == "json" or as_json:
         click.echo(json.dumps(json_value(data), indent=2))
     else:
-        render_status(data, Screen())
+        screen = Screen()
+        render_status(data, screen)
+        if per_org:
+            write_rows(data["organisations"], ORG_STATUS_COLUMNS, "table", screen.out, title="organisations")
 
 
 TYPE_COLUMNS = ("type", "family", "default_severity", "in_catalog", "events", "last_date", "files", "offered")

@@ -122,6 +122,9 @@ class EventFilter:
     until: date | None = None
     tag: str | None = None
     text: str | None = None
+    org: str | None = None
+    org_id: int | None = None
+    """The organisation's id, resolved from ``org`` (its name) by the command before querying."""
 
     def __post_init__(self) -> None:
         check_window(self.since, self.until)
@@ -144,6 +147,7 @@ class EventFilter:
             "until": self.until,
             "tag": contains_pattern(self.tag) if self.tag else None,
             "text": contains_pattern(self.text) if self.text else None,
+            "org_id": self.org_id,
             "limit": limit,
         }
 
@@ -168,4 +172,6 @@ class EventFilter:
             parts.append(f"tag ~ {self.tag!r}")
         if self.text:
             parts.append(f"text ~ {self.text!r}")
+        if self.org:
+            parts.append(f"organisation {self.org}")
         return "; ".join(parts) or "no filter"

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import IO
 
 from ingestor.catalog import ReportType
+from ingestor.constituents.matcher import Matcher
 from ingestor.parse.csvfile import CsvProblem, RecoveredRecord, ReportCsv
 from ingestor.parse.normalize import Anomaly, NormalizedRow, Rejection, RowNormalizer
 
@@ -63,8 +64,9 @@ class Batch:
 
     ``data`` holds one line per row, ``\\n``-terminated (COPY escapes line breaks inside values, so
     ``data.split(b"\\n")`` recovers the rows); ``keys`` holds one line of ``copy_key_stage`` per row:
-    position, event_hash, legacy hash, and the inputs of the finding key (subject address and port; the raw
-    row only when there is no address). ``legacy`` says whether any row has a legacy hash.
+    position, event_hash, legacy hash, the inputs of the finding key (subject address and port; the raw
+    row only when there is no address), and the row's organisations (``org_ids``, also the last column of
+    its ``data`` line). ``legacy`` says whether any row has a legacy hash.
     """
 
     data: bytes
@@ -127,16 +129,28 @@ def read_header(stream: IO[bytes]) -> list[str]:
         stream.seek(position)
 
 
-def key_line(position: int, row: NormalizedRow) -> str:
-    """The row's line of ``copy_key_stage``: what the duplicate probes and the finding key need."""
+def key_line(position: int, row: NormalizedRow, org_ids: str = NULL) -> str:
+    """The row's line of ``copy_key_stage``: what the duplicate probes and the finding key need, and the row's
+    organisations (``org_ids`` in COPY text, ``{3,7}`` or ``\\N``)."""
     raw = NULL if row.ip is not None else row.raw_json if row.plain else row.raw_json.replace("\\", "\\\\")
-    return f"{position}\t{row.event_hash}\t{row.legacy_hash or NULL}\t{row.ip or NULL}\t{_number(row.port)}\t{raw}\n"
+    return (
+        f"{position}\t{row.event_hash}\t{row.legacy_hash or NULL}\t{row.ip or NULL}\t{_number(row.port)}\t{raw}"
+        f"\t{org_ids}\n"
+    )
 
 
 def iter_batches(
-    stream: IO[bytes], report: ReportType, prefix: str, batch_rows: int, stats: LoadStats
+    stream: IO[bytes],
+    report: ReportType,
+    prefix: str,
+    batch_rows: int,
+    stats: LoadStats,
+    matcher: Matcher | None = None,
 ) -> Iterator[Batch]:
-    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``."""
+    """Read the whole file into batches, counting rows, rejections and cleaned values into ``stats``.
+
+    Each row's organisations come from ``matcher`` (none without one): the last column of its COPY line.
+    """
     reader = ReportCsv(stream)
     try:
         if not reader.header:
@@ -168,9 +182,10 @@ def iter_batches(
                 stats.duplicates += 1
                 continue
             seen.add(row.event_hash)
-            keys.append(key_line(len(lines), row))
+            org_ids = NULL if matcher is None else matcher.copy_value(row.ip, row.asn, row.hostname)
+            keys.append(key_line(len(lines), row, org_ids))
             legacy = legacy or row.legacy_hash is not None
-            line = prefix + copy_line(row)
+            line = prefix + copy_line(row) + "\t" + org_ids
             lines.append(line)
             size += len(line)
             if len(lines) >= batch_rows or size >= BATCH_BYTES:

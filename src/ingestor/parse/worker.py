@@ -34,6 +34,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from ingestor.catalog import ReportType
+from ingestor.constituents.matcher import Matcher
 from ingestor.errors import ReportFileError
 from ingestor.parse.batches import Batch, LoadStats, iter_batches
 
@@ -67,6 +68,10 @@ class ParseRequest:
     report: ReportType
     prefix: str
     batch_rows: int
+    matcher_token: str | None = None
+    """The constituents' version to match rows with (None: no matching)."""
+    matcher: Matcher | None = None
+    """Sent only when the worker does not hold that version yet; the worker keeps the last one."""
 
 
 @dataclass(frozen=True)
@@ -89,15 +94,22 @@ def _peak_rss_kb() -> int:
 
 def serve(requests: Connection, replies: Connection) -> None:
     """The worker's loop: one request at a time until the parent closes the pipe."""
+    kept: Matcher | None = None
     while True:
         try:
             request: ParseRequest = requests.recv()
         except EOFError:
             return
+        if request.matcher is not None:
+            kept = request.matcher
+        matcher = kept if request.matcher_token is not None and kept and kept.token == request.matcher_token else None
         stats = LoadStats()
         try:
+            if request.matcher_token is not None and matcher is None:
+                raise RuntimeError("the constituents' matcher was not sent")
             with open(request.path, "rb") as stream:
-                for batch in iter_batches(stream, request.report, request.prefix, request.batch_rows, stats):
+                batches = iter_batches(stream, request.report, request.prefix, request.batch_rows, stats, matcher)
+                for batch in batches:
                     replies.send(batch)
         except Exception as exc:  # reported to the loader, which fails the file with this message
             replies.send(WorkerFailure(f"{type(exc).__name__}: {exc}"))
@@ -117,6 +129,7 @@ class ParseWorker:
             close_fds=True,
             env=worker_environment(),
         )
+        self._matcher_token: str | None = None  # the matcher version this worker holds
         assert self._process.stdin is not None and self._process.stdout is not None
         self._requests = Connection(os.dup(self._process.stdin.fileno()), readable=False)
         self._replies = Connection(os.dup(self._process.stdout.fileno()), writable=False)
@@ -131,9 +144,19 @@ class ParseWorker:
     def pid(self) -> int:
         return self._process.pid
 
-    def parse(self, path: Path, report: ReportType, prefix: str, batch_rows: int) -> Iterator[Batch | LoadStats]:
-        """The file's batches in order, then its counts. Stop iterating early only by :meth:`close`."""
-        self._requests.send(ParseRequest(str(path), report, prefix, batch_rows))
+    def parse(
+        self, path: Path, report: ReportType, prefix: str, batch_rows: int, matcher: Matcher | None = None
+    ) -> Iterator[Batch | LoadStats]:
+        """The file's batches in order, then its counts. Stop iterating early only by :meth:`close`.
+
+        Rows are matched to organisations with ``matcher``, which is pickled to the worker only when it
+        holds another version.
+        """
+        token = matcher.token if matcher is not None else None
+        send = matcher if token is not None and token != self._matcher_token else None
+        self._requests.send(ParseRequest(str(path), report, prefix, batch_rows, token, send))
+        if send is not None:
+            self._matcher_token = token
         while True:
             try:
                 message = self._replies.recv()

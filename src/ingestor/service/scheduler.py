@@ -10,6 +10,8 @@
   After taking it, runs and files a dead process left open are closed as ``interrupted``.
 * Each cycle starts with the catalog in force: one refreshed by ``catalog refresh`` since the last
   cycle is used from this one on, without a restart.
+* With ``NOTIFY_ENABLED``, the notification digests that the cycle made due are sent after it
+  (``notify/run.py``), under the same guarantees as ``notify``; a failure there is logged, never fatal.
 * Nothing stops the loop but a stop request: an unreachable database or API, or a bug in a cycle, is
   logged, counted and shown by ``/health``, and the next cycle comes at the next interval.
 """
@@ -33,6 +35,7 @@ from ingestor.db.connect import Database
 from ingestor.db.lock import IngestionLock
 from ingestor.db.migrate import migrate
 from ingestor.errors import DatabaseError, DatabaseUnavailableError, IngestorError
+from ingestor.notify.run import NotifyOptions, NotifyResult, notify
 from ingestor.ops import retention
 from ingestor.ops.retention import PruneResult
 from ingestor.picture import feed
@@ -105,6 +108,7 @@ class Scheduler:
                     self.run_cycle()
                     self.apply_retention()
                     self.check_feed()
+                    self.send_digests()
                 else:
                     self.record_unavailable()
                 next_due = self.next_due(started)
@@ -260,6 +264,27 @@ class Scheduler:
                 log.warning("feed: %s", message)
         self.state.set_feed_alarms(messages)
         return alarms
+
+    def send_digests(self) -> NotifyResult | None:
+        """Send the digests that are due (``NOTIFY_ENABLED``), after a cycle; never raises."""
+        if not self.settings.notify_enabled or self.stop.is_set():
+            return None
+        try:
+            result = notify(self.settings, self.db, self.ingestor.catalog, NotifyOptions(), stop=self.stop)
+        except (IngestorError, psycopg.Error, OSError) as exc:
+            log.warning("digests not sent this time: %s", first_line(exc))
+            return None
+        if result.prepared or result.sent or result.failed:
+            log.info(
+                "digests: %d prepared, %d sent (%d retried), %d failed",
+                result.prepared,
+                result.sent,
+                result.retried,
+                result.failed,
+            )
+        for line in result.in_doubt:
+            log.warning("digest in doubt (may have been delivered; see docs/notifications.md): %s", line)
+        return result
 
     def record_unavailable(self) -> CycleRecord:
         """Count a cycle that could not start because the database is unreachable."""

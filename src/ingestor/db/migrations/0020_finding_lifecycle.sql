@@ -137,13 +137,13 @@ BEGIN
 
   CREATE TEMP TABLE IF NOT EXISTS ss_rebuild_rollup (LIKE ss_rollup_daily INCLUDING DEFAULTS) ON COMMIT DROP;
   TRUNCATE ss_rebuild_rollup;
-  -- Rows and subjects of the report dates that still have events; org_id 0 counts every row.
-  -- (Organisations: ARRAY[0] || e.org_ids once events carry them.)
+  -- Rows and subjects of the report dates that still have events; org_id 0 counts every row, and each of
+  -- its organisations (ss_events.org_ids, migration 0010) counts it again.
   INSERT INTO ss_rebuild_rollup (report_date, report_type, severity, asn, geo, org_id, rows, subjects)
   SELECT k.report_date, p_type, k.severity, k.asn, k.geo, o.org_id, count(*),
          count(*) FILTER (WHERE k.first_of_day)
   FROM (SELECT e.report_date, COALESCE(e.severity, '') AS severity, COALESCE(e.asn, 0) AS asn,
-               COALESCE(e.geo, '') AS geo, ARRAY[0] AS orgs,
+               COALESCE(e.geo, '') AS geo, ARRAY[0] || COALESCE(e.org_ids, '{}'::integer[]) AS orgs,
                row_number() OVER (PARTITION BY e.report_date,
                                   ss_finding_key(e.report_type, e.ip, e.port, e.raw_data, e.event_hash)
                                   ORDER BY e.id) = 1 AS first_of_day

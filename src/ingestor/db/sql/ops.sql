@@ -7,6 +7,8 @@
 -- (tests/integration/test_ops_plans.py checks every plan).
 
 -- name: search_events
+-- --org: the events whose org_ids hold the organisation (no index of its own: the other filters' indexes, or
+-- the report-date order newest first until the limit; see docs/constituents.md).
 -- Events matching every given filter, newest report date first (IRIS Data Explorer's default order), in the
 -- order of the unique key, which leads with report_date DESC NULLS LAST: rows stream without a sort.
 -- raw_data only when the output shows it (JSON): decoding it costs more than all other columns together.
@@ -23,6 +25,7 @@ WHERE (%(ip)s::inet IS NULL OR e.ip <<= %(ip)s::inet)
   AND (%(until)s::date IS NULL OR e.report_date <= %(until)s::date)
   AND (%(tag)s::text IS NULL OR e.tag ILIKE %(tag)s::text)
   AND (%(text)s::text IS NULL OR e.raw_data::text ILIKE %(text)s::text)
+  AND (%(org_id)s::integer IS NULL OR %(org_id)s::integer = ANY(e.org_ids))
 ORDER BY e.report_date DESC NULLS LAST, e.report_type, e.event_hash
 LIMIT %(limit)s;
 
@@ -45,6 +48,7 @@ WHERE f.first_seen BETWEEN %(since)s::date AND %(until)s::date
   AND (%(severities)s::text[] IS NULL OR e.severity = ANY(%(severities)s::text[]))
   AND (%(tag)s::text IS NULL OR e.tag ILIKE %(tag)s::text)
   AND (%(text)s::text IS NULL OR e.raw_data::text ILIKE %(text)s::text)
+  AND (%(org_id)s::integer IS NULL OR %(org_id)s::integer = ANY(e.org_ids))
 ORDER BY f.first_seen DESC, f.report_type, f.finding_key
 LIMIT %(limit)s;
 

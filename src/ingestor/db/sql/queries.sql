@@ -9,10 +9,11 @@
 -- name: create_key_stage
 -- Per-file staging of the identities of one batch: position, event_hash, v1.0.0's ISO-8859-1 hash (rows
 -- with non-ASCII text only), and the inputs of the finding key (subject address and port; the raw row
--- only for rows without an address, whose key is a natural key). Created inside the file's transaction,
+-- only for rows without an address, whose key is a natural key), and the row's organisations (org_ids: what
+-- later statements of the file's transaction join on to know them, e.g. rollups). Created inside the file's transaction,
 -- so each TRUNCATE is done in place and nothing of it outlives the transaction.
 CREATE TEMP TABLE ss_stage_keys (pos INTEGER NOT NULL, event_hash TEXT NOT NULL, legacy_hash TEXT, ip INET,
-                                 port INTEGER, raw_data JSONB)
+                                 port INTEGER, raw_data JSONB, org_ids INTEGER[])
 ON COMMIT DROP;
 
 -- name: create_findings_stage
@@ -27,7 +28,7 @@ ON COMMIT DROP;
 TRUNCATE ss_stage_keys;
 
 -- name: copy_key_stage
-COPY ss_stage_keys (pos, event_hash, legacy_hash, ip, port, raw_data) FROM STDIN;
+COPY ss_stage_keys (pos, event_hash, legacy_hash, ip, port, raw_data, org_ids) FROM STDIN;
 
 -- name: existing_keys
 -- Positions (in the batch) of rows already stored, in earlier files or in earlier batches of this file
@@ -58,23 +59,23 @@ WHERE s.legacy_hash IS NOT NULL;
 -- name: copy_events
 -- New rows go straight into ss_events: the probes above have removed the rows already stored, and the
 -- ingestion lock keeps other ingestors out, so the unique key is the last line of defence, not a filter.
+-- org_ids was computed by the parse worker (constituents/matcher.py): matching costs no write of its own.
 COPY ss_events (report_type, report_date, file_id, ip, port, asn, geo, hostname, tag, severity, event_time,
-                raw_data, event_hash)
+                raw_data, event_hash, org_ids)
 FROM STDIN;
 
 -- name: stage_findings
 -- The finding keys of the batch's inserted rows (every staged position but the stored ones), computed
 -- from the staged values by ss_finding_key(), the one definition of a finding (migration 0004), with the
 -- typed columns of each row just written, read back through the unique key (one probe per row, of pages
--- the COPY has just written). This is where an event's organisations are read: '{}' until events carry
--- them (issue 13: e.org_ids).
+-- the COPY has just written), and the organisations the parse worker matched (staged with the key; NULL =
+-- no owner).
 INSERT INTO ss_stage_findings (finding_key, event_hash, ord, severity, asn, geo, org_ids)
 SELECT ss_finding_key(%(report_type)s, s.ip, s.port, s.raw_data, s.event_hash), s.event_hash,
-       %(batch_base)s::bigint + s.pos, e.severity, e.asn, e.geo, e.org_ids
+       %(batch_base)s::bigint + s.pos, e.severity, e.asn, e.geo, COALESCE(s.org_ids, '{}'::integer[])
 FROM ss_stage_keys s
 CROSS JOIN LATERAL (
-  SELECT COALESCE(e.severity, '') AS severity, COALESCE(e.asn, 0) AS asn, COALESCE(e.geo, '') AS geo,
-         '{}'::integer[] AS org_ids
+  SELECT COALESCE(e.severity, '') AS severity, COALESCE(e.asn, 0) AS asn, COALESCE(e.geo, '') AS geo
   FROM ss_events e
   WHERE e.report_type = %(report_type)s AND e.report_date = %(report_date)s AND e.event_hash = s.event_hash
   LIMIT 1) AS e

@@ -153,7 +153,10 @@ class Bench:
             return [row["ip"] for row in csv.DictReader(stream) if row.get("ip") and ":" not in row["ip"]]
 
     def ingest(self, folder: Path, orgs: list[OrgInput]) -> None:
-        plain, matched = [], []
+        plain: list[float] = []
+        matched: list[float] = []
+        imported = built = 0.0
+        matcher = None
         for attempt in range(2):
             url = self.database(f"bench_plain_{attempt}")
             plain.append(self.load(url, folder))

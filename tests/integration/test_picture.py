@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import httpx
+import psycopg
 import pytest
 from prometheus_client import REGISTRY
 
@@ -22,7 +23,8 @@ from ingestor.config import load_settings
 from ingestor.db.connect import Database
 from ingestor.ops.imports import plan_import
 from ingestor.picture import feed
-from ingestor.picture.findings import COLUMNS
+from ingestor.picture.findings import COLUMNS, organisation_id
+from ingestor.picture.trends import collect_trends
 from ingestor.pipeline import Ingestor
 from ingestor.service.health import DatabaseStatus, HealthPolicy, HealthState, evaluate
 from ingestor.service.scheduler import Scheduler
@@ -83,12 +85,6 @@ def test_findings_are_listed_in_search_formats_with_their_lifecycle(loaded: str)
     assert recent and all(max(i["last_seen"], i["resolved_at"] or "") >= since.isoformat() for i in recent)
     lines = invoke(loaded, "findings", "--format", "ndjson", "--limit", "3").stdout.splitlines()
     assert len(lines) == 3 and json.loads(lines[0])["report_type"]
-
-
-def test_findings_of_an_organisation_need_organisations(loaded: str) -> None:
-    result = invoke(loaded, "findings", "--org", "Example Org")
-    assert result.exit_code == 2
-    assert result.stderr.strip() == "error: --org 'Example Org': no organisations are defined in this database yet"
 
 
 def test_trends_show_a_sparkline_per_type(loaded: str) -> None:
@@ -187,3 +183,36 @@ def test_missing_types_wait_for_the_day_to_be_old_enough(migrated_db_url: str, t
         [late] = feed.missing_types(conn, 5, early + timedelta(hours=7))
         assert late.report_type == "scan_rdp" and late.since == day - timedelta(days=1)
         assert feed.missing_types(conn, 0, early + timedelta(hours=7)) == [], "0 turns it off"
+
+
+def test_findings_and_trends_of_an_organisation_count_only_its_hosts(migrated_db_url: str, tmp_path: Path) -> None:
+    """Organisations matched at load time reach the lifecycle and the rollup: `findings --org` and `trends
+    --org` show the organisation's findings, and its rollup (org_id N) is its share of the whole (org_id 0)."""
+    orgs = tmp_path / "orgs.csv"
+    orgs.write_text(
+        "name,emails,networks\nRDP Owner,rdp@owner.example,10.1.0.0/16\nSinkhole Owner,sh@owner.example,10.3.0.0/16\n"
+    )
+    assert invoke(migrated_db_url, "orgs", "import", str(orgs)).exit_code == 0
+    paths = HISTORY.write(tmp_path / "history")
+    settings = load_settings({"DATABASE_URL": migrated_db_url, **ENV}, env_file=None)
+    with Database(migrated_db_url) as db:
+        assert Ingestor(settings, db, None).run_files("import", plan_import(paths).reports).status == "success"
+    expected = HISTORY.expected(3)
+    mine = json.loads(invoke(migrated_db_url, "findings", "--org", "RDP Owner", "--format", "json", env=ENV).stdout)
+    assert sorted((i["report_type"], i["finding_key"]) for i in mine) == sorted(
+        key for key in expected if key[0] == "scan_rdp"
+    )
+    with psycopg.connect(migrated_db_url) as conn:  # the history's window (trends --weeks counts back from today)
+        rdp_owner, sinkhole_owner = (organisation_id(conn, name) for name in ("RDP Owner", "Sinkhole Owner"))
+        whole = collect_trends(conn, HISTORY.start, HISTORY.end)
+        theirs = collect_trends(conn, HISTORY.start, HISTORY.end, org_id=rdp_owner)
+        [sinkhole] = collect_trends(conn, HISTORY.start, HISTORY.end, org_id=sinkhole_owner).types
+    assert [t.report_type for t in theirs.types] == ["scan_rdp"]
+    [rdp] = [t for t in whole.types if t.report_type == "scan_rdp"]
+    assert theirs.types[0] == rdp and sum(rdp.rows) > 0, "it owns every scan_rdp host: its rollup is the type's"
+    [whole_sinkhole] = [t for t in whole.types if t.report_type == "event4_sinkhole"]
+    assert sinkhole.report_type == "event4_sinkhole" and sinkhole == whole_sinkhole
+    cli = json.loads(invoke(migrated_db_url, "trends", "--org", "RDP Owner", "--format", "json").stdout)
+    assert [t["report_type"] for t in cli["types"]] == ["scan_rdp"]
+    unknown = invoke(migrated_db_url, "findings", "--org", "Nobody")
+    assert unknown.exit_code == 2 and "no organisation named 'Nobody'" in unknown.stderr

@@ -77,10 +77,11 @@ def list_findings(
 
 
 def organisation_id(conn: psycopg.Connection[Any], name: str) -> int:
-    """The id of the organisation named ``name``: the one place ``--org`` is resolved.
+    """The id of the organisation named ``name`` (``orgs list``): the one place ``--org`` is resolved here;
+    ss_findings.org_ids and ss_rollup_daily.org_id hold the ids."""
+    from ingestor.constituents.store import org_id
 
-    Organisations (constituents, issue 13) are not in this database yet, so every name is refused; wiring
-    them means looking the name up here (ss_findings.org_ids and ss_rollup_daily.org_id hold the ids).
-    """
-    del conn
-    raise ValueError(f"--org {name!r}: no organisations are defined in this database yet")
+    found = org_id(conn, name)
+    if found is None:
+        raise ValueError(f"no organisation named {name!r} (see `orgs list`)")
+    return found

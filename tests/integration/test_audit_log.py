@@ -93,7 +93,7 @@ def test_the_upgrade_moves_prunes_out_of_the_ingestion_log(migrated_db_url: str)
     with psycopg.connect(url, autocommit=True) as conn:  # a database of version 5, with a prune recorded there
         conn.execute("DROP TABLE ss_maintenance_log")
         conn.execute("DROP INDEX idx_ss_ingestion_log_success")
-        conn.execute("DELETE FROM ss_schema_migrations WHERE version >= 6")
+        conn.execute("DELETE FROM ss_schema_migrations WHERE version = 6")  # 0006 applies again; later ones stay
         conn.execute(
             "INSERT INTO ss_ingestion_log (run_started, run_finished, status, kind, events_skipped, window_start,"
             " window_end) VALUES (NOW() - interval '1 hour', NOW(), 'success', 'prune', 480, %s, %s)",

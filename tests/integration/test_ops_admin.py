@@ -87,6 +87,7 @@ def test_status_json_reports_runs_failures_unknown_types_and_rows(
         "maintenance",
         "failed_files",
         "unknown_types",
+        "feed",
         "rows_by_type",
     }
     assert set(data["database"]) == {

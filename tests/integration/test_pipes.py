@@ -62,6 +62,14 @@ def test_every_command_piped_is_plain(loaded: tuple[str, dict[str, str]], tmp_pa
         ["events", "partition"],
         ["catalog", "refresh", "--from", str(SCHEMA), "--dry-run"],
         ["doctor"],
+        ["findings"],
+        ["findings", "--format", "table"],
+        ["trends"],
+        ["report", "--html", str(tmp_path / "report.html")],
+        ["status", "--orgs"],
+        ["orgs", "list"],
+        ["orgs", "status"],
+        ["orgs", "unmatched"],
     ]
     for args in commands:
         result = invoke(url, *args, env={**env, "SS_DATA_DIR": str(tmp_path / "data"), "HEALTH_PORT": "0"})

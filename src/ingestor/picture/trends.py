@@ -103,6 +103,15 @@ def collect_trends(
     return trends
 
 
+def _series(values: list[int], screen: Screen) -> str:
+    """A sparkline on a terminal; piped, plain numbers instead of block characters: the value on the last
+    day of each week (the window's weeks end on its last day)."""
+    if not screen.plain:
+        return f"[cyan]{sparkline(values)}[/]"
+    ends = [values[index] for index in range(len(values) - 1, -1, -7)][::-1]
+    return " ".join(f"{value:,}" for value in ends)
+
+
 def sparkline(values: list[int]) -> str:
     """One character per value, its height relative to the largest (a blank for 0)."""
     top = max(values, default=0)
@@ -135,7 +144,8 @@ def render_trends(trends: Trends, screen: Screen) -> None:
         screen.print(f"nothing in the rollup from {trends.since} to {trends.until}")
         return
     table = screen.table(
-        f"findings and subjects per report type, {trends.since} to {trends.until} (one character a day)",
+        f"findings and subjects per report type, {trends.since} to {trends.until}"
+        + (" (each week's last day)" if screen.plain else " (one character a day)"),
         "type",
         "open",
         "open findings",
@@ -152,8 +162,8 @@ def render_trends(trends: Trends, screen: Screen) -> None:
         table.add_row(
             trend.report_type,
             f"{trend.open_now:,}",
-            f"[cyan]{sparkline(trend.open)}[/]",
-            f"[green]{sparkline(trend.subjects)}[/]",
+            _series(trend.open, screen),
+            _series(trend.subjects, screen),
             f"{sum(trend.new):,}",
             f"{sum(trend.resolved):,}",
             f"{sum(trend.reopened):,}",

@@ -185,6 +185,26 @@ def test_missing_types_wait_for_the_day_to_be_old_enough(migrated_db_url: str, t
         assert feed.missing_types(conn, 0, early + timedelta(hours=7)) == [], "0 turns it off"
 
 
+def test_a_delta_type_is_missing_only_when_its_sunday_report_is(migrated_db_url: str) -> None:
+    """In delta mode a weekday with no change sends no file: only a missing full (Sunday) report is an alarm."""
+    sunday = date(2026, 11, 22)
+    files = [("scan_ssl", sunday - timedelta(days=n)) for n in (7, 5, 2)]  # its last Sunday, two weekdays
+    files += [("scan_rdp", sunday - timedelta(days=1)), ("scan_rdp", sunday)]  # the feed goes on
+    with Database(migrated_db_url) as db, db.connection() as conn:
+        for number, (report_type, report_date) in enumerate(files):
+            conn.execute(
+                "INSERT INTO ss_report_files (source, source_key, report_type, report_date, status)"
+                " VALUES ('api', %s, %s, %s, 'loaded')",
+                (f"api:{number}", report_type, report_date),
+            )
+        delta = lambda report_type: report_type == "scan_ssl"  # noqa: E731
+        saturday = datetime(2026, 11, 21, 13, tzinfo=UTC)  # judges Saturday (Sunday's files still arriving)
+        assert feed.missing_types(conn, 1, saturday, delta) == [], "a quiet weekday of a delta type"
+        assert [a.report_type for a in feed.missing_types(conn, 1, saturday)] == ["scan_ssl"], "judged daily"
+        [alarm] = feed.missing_types(conn, 1, saturday + timedelta(days=1), delta)
+        assert alarm.report_type == "scan_ssl" and "no full report on Sunday 2026-11-22" in alarm.message
+
+
 def test_findings_and_trends_of_an_organisation_count_only_its_hosts(migrated_db_url: str, tmp_path: Path) -> None:
     """Organisations matched at load time reach the lifecycle and the rollup: `findings --org` and `trends
     --org` show the organisation's findings, and its rollup (org_id N) is its share of the whole (org_id 0)."""

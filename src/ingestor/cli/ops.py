@@ -362,7 +362,9 @@ def new(
 
 
 @click.command("import")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(path_type=Path, readable=False)
+)  # our check: one line, exit 2
 @click.option("--type", "report_type", type=TYPE_NAME, help="Report type of every file (else from its name).")
 @click.option("--date", "report_date", type=DAY, help="Report date of every file (else from its name).")
 @click.option("--force", is_flag=True, help="Load files again even if already imported (rows stay deduplicated).")

@@ -19,6 +19,7 @@ import yaml
 from ingestor.constituents import model
 from ingestor.constituents.model import OrgInput
 from ingestor.errors import IngestorError
+from ingestor.ops.filters import parse_severity, parse_type_name
 
 LIST_FIELDS = ("emails", "networks", "cidrs", "asns", "domains", "tags", "types")
 SCALAR_FIELDS = ("language", "handle", "country", "interval", "min_severity", "mode", "format", "enabled")
@@ -68,7 +69,7 @@ def _apply_list(org: OrgInput, key: str, values: list[str]) -> None:
         elif key == "tags":
             org.tags.append(model.parse_tag(value))
         elif key == "types":
-            org.notify_types = [*(org.notify_types or []), model.parse_type_name(value)]
+            org.notify_types = [*(org.notify_types or []), parse_type_name(value)]
 
 
 _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
@@ -76,7 +77,7 @@ _SCALARS: dict[str, tuple[str, Callable[[Any], Any]]] = {
     "handle": ("handle", lambda v: str(v).strip().upper()),
     "country": ("country", lambda v: _country(str(v))),
     "interval": ("notify_interval_hours", model.parse_interval),
-    "min_severity": ("notify_min_severity", model.parse_severity),
+    "min_severity": ("notify_min_severity", parse_severity),
     "mode": ("notify_mode", lambda v: model.parse_choice(str(v), model.MODES, "mode")),
     "format": ("notify_format", lambda v: model.parse_choice(str(v), model.FORMATS, "format")),
     "enabled": ("notify_enabled", model.parse_bool),

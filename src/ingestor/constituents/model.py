@@ -12,8 +12,6 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from ingestor.catalog import SEVERITIES
-
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_ASN = 4_294_967_295
@@ -26,7 +24,6 @@ _DOMAIN = re.compile(
     r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)(\.[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9])?)*$"
 )
 _LANGUAGE = re.compile(r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$")
-_TYPE_NAME = re.compile(r"^[a-z0-9_]+$")
 _TAG = re.compile(r"^[^\s,;]{1,64}$")
 
 
@@ -139,20 +136,6 @@ def parse_interval(value: str | int) -> int:
     if not 1 <= hours <= 8784:
         raise ValueError(f"interval out of range (1 hour to 366 days): {value!r}")
     return hours
-
-
-def parse_type_name(value: str) -> str:
-    text = value.strip()
-    if not _TYPE_NAME.match(text):
-        raise ValueError(f"not a report type name: {value!r}")
-    return text
-
-
-def parse_severity(value: str) -> str:
-    text = value.strip().lower()
-    if text not in SEVERITIES:
-        raise ValueError(f"not a severity ({', '.join(SEVERITIES)}): {value!r}")
-    return text
 
 
 def parse_choice(value: str, choices: tuple[str, ...], what: str) -> str:

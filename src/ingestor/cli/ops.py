@@ -230,7 +230,7 @@ def _limit(limit: int | None) -> int | None:
     return limit or None
 
 
-def _emit(
+def emit_rows(
     rows_of: Callable[[int | None, bool], Generator[dict[str, Any], None, None]],
     columns: tuple[str, ...],
     fmt: str | None,
@@ -309,7 +309,7 @@ def search(fmt: str | None, limit: int | None, wide: bool, show_plan: bool, **va
             return
         with db.connection() as conn:
             title = f"events: {filters.describe()}"
-            _emit(
+            emit_rows(
                 lambda n, raw: search_events(conn, filters, n, with_raw=raw),
                 EVENT_COLUMNS,
                 fmt,
@@ -350,7 +350,7 @@ def new(
             return
         title = f"new findings {since} to {until}: {filters.describe()}"
         with db.connection() as conn:
-            _emit(
+            emit_rows(
                 lambda n, raw: new_findings(conn, filters, since, until, n, with_raw=raw),
                 FINDING_COLUMNS,
                 fmt,

@@ -15,7 +15,7 @@ from typing import Any, cast
 import click
 
 from ingestor.cli import UsageProblem, params
-from ingestor.cli.ops import DAY, TYPE_NAME, _emit, _today  # pyright: ignore[reportPrivateUsage]
+from ingestor.cli.ops import DAY, TYPE_NAME, _today, emit_rows  # pyright: ignore[reportPrivateUsage]
 from ingestor.cli.runtime import handle_errors, runtime
 from ingestor.constituents import QUERIES, files, ripe, store
 from ingestor.constituents.model import OrgInput
@@ -152,7 +152,7 @@ def list_orgs(tag: str | None, fmt: str | None) -> None:
     )
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
         rows = store.list_orgs(conn, tag)
-    _emit(lambda n, raw: (row for row in rows[:n]), columns, fmt, 0, "organisations")  # pyright: ignore[reportUnknownLambdaType]
+    emit_rows(lambda n, raw: (row for row in rows[:n]), columns, fmt, 0, "organisations")  # pyright: ignore[reportUnknownLambdaType]
 
 
 @orgs.command("show")
@@ -248,11 +248,11 @@ def unmatched(
                 values = {"since": since, "types": list(types) or None, "limit": n, "with_raw": raw}
                 return iter_rows(conn, QUERIES["unmatched_events"], values)
 
-            _emit(rows, EVENT_COLUMNS, fmt, limit, f"unmatched events since {since}")
+            emit_rows(rows, EVENT_COLUMNS, fmt, limit, f"unmatched events since {since}")
             return
         columns = ("report_type", "events", "hosts", "first_date", "last_date")
         found = _dicts(columns, conn.execute(QUERIES["unmatched_summary"], {"since": since}).fetchall())
-    _emit(lambda n, raw: (row for row in found), columns, fmt, limit, f"unmatched events since {since}")  # pyright: ignore[reportUnknownLambdaType]
+    emit_rows(lambda n, raw: (row for row in found), columns, fmt, limit, f"unmatched events since {since}")  # pyright: ignore[reportUnknownLambdaType]
 
 
 @orgs.command("status")
@@ -266,4 +266,4 @@ def org_status(days: int, limit: int, fmt: str | None) -> None:
     with runtime(need_db=True, read_only=True) as rt, rt.require_db().connection() as conn:
         found = store.org_status(conn, since=since, limit=limit)
     columns = store.ORG_STATUS_COLUMNS
-    _emit(lambda n, raw: (row for row in found), columns, fmt, 0, f"organisations since {since}")  # pyright: ignore[reportUnknownLambdaType]
+    emit_rows(lambda n, raw: (row for row in found), columns, fmt, 0, f"organisations since {since}")  # pyright: ignore[reportUnknownLambdaType]

@@ -7,22 +7,17 @@ docs/report.md).
 from __future__ import annotations
 
 import json
-import os
-import sys
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import click
 
 from ingestor.catalog import SEVERITIES
 from ingestor.cli import params
-from ingestor.cli.ops import ASN, DAY, TERMINAL_LIMIT, TYPE_NAME, InputError, report_format_options
-from ingestor.cli.output import is_terminal
+from ingestor.cli.ops import ASN, DAY, TERMINAL_LIMIT, TYPE_NAME, InputError, emit_rows, report_format_options
 from ingestor.cli.runtime import Runtime, handle_errors, runtime
 from ingestor.lifecycle import FindingsPolicy, rebuild
-from ingestor.ops.formats import FORMATS, json_value, write_rows
+from ingestor.ops.formats import FORMATS, json_value
 from ingestor.ops.screen import Screen
 from ingestor.picture.findings import COLUMNS, STATES, FindingFilter, list_findings, organisation_id
 from ingestor.picture.trends import collect_trends, render_trends, trends_json
@@ -76,31 +71,15 @@ def findings(
         filters = FindingFilter(
             state, tuple(dict.fromkeys(types)), _org(rt, org), since, severity and severity.lower(), tuple(asns)
         )
-        fmt = fmt or ("table" if is_terminal() else "csv")
-        wanted = (TERMINAL_LIMIT if is_terminal() else None) if limit is None else (limit or None)
         with rt.require_db().connection() as conn:
-            rows = list_findings(conn, filters, None if wanted is None else wanted + 1)
-            more = False
-
-            def limited() -> Iterator[dict[str, Any]]:
-                nonlocal more
-                for count, row in enumerate(rows):
-                    if wanted is not None and count >= wanted:
-                        more = True
-                        return
-                    yield row
-
-            try:
-                title = f"findings: {filters.describe()}" if fmt == "table" else None
-                written = write_rows(limited(), COLUMNS, fmt, sys.stdout, raw_column=None, title=title)
-                sys.stdout.flush()
-            except BrokenPipeError:
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                return
-            finally:
-                rows.close()
-    if more and (is_terminal() or sys.stderr.isatty()):
-        click.echo(f"{written} rows shown; more match (--limit 0 shows all)", err=True)
+            emit_rows(
+                lambda n, _raw: list_findings(conn, filters, n),
+                COLUMNS,
+                fmt,
+                limit,
+                f"findings: {filters.describe()}",
+                stop=rt.stop,
+            )
 
 
 @click.command()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from fixtures.harness import *  # noqa: F403
 from fixtures.pg import *  # noqa: F403
 from fixtures.pg import TEST_DATABASE_URL, describe_server
 from fixtures.pgdist import PgDistError, use_requested_major

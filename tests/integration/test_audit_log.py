@@ -8,7 +8,6 @@ import threading
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import psycopg
 
@@ -22,7 +21,7 @@ from ingestor.pipeline import Ingestor
 from ingestor.service.health import HealthState
 from ingestor.service.scheduler import BACKFILL, Scheduler
 
-from fixtures.cli import invoke
+from fixtures.cli import invoke, query
 from fixtures.harness import Harness
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
@@ -32,11 +31,6 @@ IRIS_LAST_RUNS = (
     " FROM ss_ingestion_log ORDER BY id DESC LIMIT 10"
 )
 """IRIS Data Explorer's /api/shadowserver/stats query of the audit log (seed-contract.md §10)."""
-
-
-def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
 
 
 def test_irises_last_ingestion_card_shows_a_failed_ingestion_not_the_prune_after_it(

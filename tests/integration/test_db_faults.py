@@ -49,19 +49,6 @@ def three_files(make_simulator: MakeSim) -> RunningSimulator:
     return make_simulator(types=TYPES, days=1, rows=40)
 
 
-@pytest.fixture
-def harness(migrated_db_url: str) -> Iterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def make(sim: RunningSimulator, url: str = migrated_db_url, **env: str) -> Harness:
-        made.append(Harness(sim, url, **env))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
-
-
 def rows_of(sim: RunningSimulator, report_type: str) -> int:
     return sum(r.row_count for r in sim.reports() if r.type == report_type)
 

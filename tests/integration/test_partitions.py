@@ -4,7 +4,7 @@ that holds events (v1.0.0's included), retention by dropping partitions, IRIS Da
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import date, timedelta
 from typing import Any
 
@@ -21,30 +21,13 @@ from ingestor.ops.partitioning import convert
 from ingestor.ops.retention import prune
 from ingestor.simulator import LateReport
 
+from fixtures.cli import query
 from fixtures.harness import Harness
 from fixtures.sim import SIM_TODAY, RunningSimulator
 from fixtures.v1 import V1_SCHEMA, v1_insert_file
 
 MakeSim = Callable[..., RunningSimulator]
 pytestmark = pytest.mark.pg_matrix  # partitions, DETACH CONCURRENTLY and the conversion differ by major
-
-
-def query(url: str, sql: str, *params: Any) -> list[tuple[Any, ...]]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return conn.execute(sql, params).fetchall()  # type: ignore[arg-type]
-
-
-@pytest.fixture
-def harness(migrated_db_url: str) -> Iterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def make(sim: RunningSimulator, url: str = migrated_db_url, **env: str) -> Harness:
-        made.append(Harness(sim, url, **env))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
 
 
 def placement(url: str) -> list[tuple[str, date, date]]:

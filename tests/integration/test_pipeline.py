@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -16,19 +16,6 @@ from fixtures.harness import Harness
 from fixtures.sim import SIM_TODAY, RunningSimulator
 
 MakeSim = Callable[..., RunningSimulator]
-
-
-@pytest.fixture
-def harness(migrated_db_url: str) -> Iterator[Callable[..., Harness]]:
-    made: list[Harness] = []
-
-    def make(sim: RunningSimulator, **env: str) -> Harness:
-        made.append(Harness(sim, migrated_db_url, **env))
-        return made[-1]
-
-    yield make
-    for h in made:
-        h.close()
 
 
 @pytest.mark.pg_matrix

@@ -56,7 +56,7 @@ from ingestor.db.migrate import migrate  # noqa: E402
 from ingestor.ops import filters as flt  # noqa: E402
 from ingestor.ops.inventory import collect_types  # noqa: E402
 from ingestor.ops.retention import prune  # noqa: E402
-from ingestor.ops.search import new_findings, new_params, plan_nodes, search_events  # noqa: E402
+from ingestor.ops.search import new_findings, new_params, plan_nodes, plan_of, search_events  # noqa: E402
 from ingestor.ops.status import collect_status  # noqa: E402
 
 TYPES = (
@@ -322,14 +322,7 @@ def iris_case(name: str, query: str, params: tuple[Any, ...] = ()) -> Case:
         return len(conn.execute(text.encode(), params).fetchall())
 
     def plan(conn: psycopg.Connection[Any]) -> str:
-        row = conn.execute(b"EXPLAIN (FORMAT JSON) " + query.encode(), params).fetchone()
-        assert row is not None
-        nodes, pending = [], [row[0][0]["Plan"]]
-        while pending:
-            node = pending.pop()
-            nodes.append(node)
-            pending.extend(node.get("Plans", []))
-        return _describe_plan(nodes)
+        return _describe_plan(plan_of(conn, query, params))  # type: ignore[arg-type]  # IRIS's own SQL text
 
     return Case(name, run, plan)
 

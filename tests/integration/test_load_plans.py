@@ -23,6 +23,7 @@ import pytest
 from ingestor.db import partitions
 from ingestor.db.migrate import migrate
 from ingestor.db.queries import QUERIES
+from ingestor.ops.search import plan_of
 
 from fixtures.pg import PgServer, make_partitions
 
@@ -116,15 +117,8 @@ def loaded(request: pytest.FixtureRequest, pg_server: PgServer) -> Iterator[Load
 
 
 def plan(conn: psycopg.Connection[Any], query: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node of the plan of a named query, depth first."""
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + QUERIES[query], params).fetchone()  # type: ignore[operator]
-    assert row is not None
-    nodes, pending = [], [row[0][0]["Plan"]]
-    while pending:
-        node = pending.pop()
-        nodes.append(node)
-        pending.extend(node.get("Plans", []))
-    return nodes
+    """Every node of the plan of a named query of the load path, depth first."""
+    return plan_of(conn, QUERIES[query], params)
 
 
 def scans_of(nodes: list[dict[str, Any]], relation: str) -> list[dict[str, Any]]:

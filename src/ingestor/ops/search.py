@@ -107,8 +107,13 @@ def explain(
 
 
 def plan_nodes(conn: psycopg.Connection[Any], query_name: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Every node of the plan (``EXPLAIN (FORMAT JSON)``), depth first: for tests and the benchmark."""
-    row = conn.execute("EXPLAIN (FORMAT JSON) " + QUERIES[query_name], params).fetchone()
+    """Every node of the plan (``EXPLAIN (FORMAT JSON)``) of a named statement, depth first."""
+    return plan_of(conn, QUERIES[query_name], params)
+
+
+def plan_of(conn: psycopg.Connection[Any], statement: LiteralString, params: Any = None) -> list[dict[str, Any]]:
+    """Every node of the plan of ``statement``, depth first: for tests and the benchmarks."""
+    row = conn.execute("EXPLAIN (FORMAT JSON) " + statement, params).fetchone()
     assert row is not None
     nodes: list[dict[str, Any]] = []
     pending = [row[0][0]["Plan"]]
